@@ -1,0 +1,35 @@
+"""uda: unsupervised domain adaptation for semantic segmentation in PyTorch.
+
+Components are registered by name and built with :func:`create`; :func:`list_components` lists them.
+
+Example:
+    >>> import uda
+    >>> "mlfa" in uda.list_components("recipe")
+    True
+"""
+
+__version__ = "0.1.0"
+
+from . import labels
+from ._errors import CheckpointError, ConfigError, DataError, UdaError
+from ._registry import KINDS, create, list_components, register, registry
+from .types import LevelInfo, SegOutput
+
+# Importing the component packages registers every component by name.
+from . import models, data, losses, discriminators, alignment, translators, evaluation, recipes, configs  # noqa: E402,I001
+
+__all__ = [
+    "KINDS",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "LevelInfo",
+    "SegOutput",
+    "UdaError",
+    "__version__",
+    "create",
+    "labels",
+    "list_components",
+    "register",
+    "registry",
+]

@@ -1,0 +1,136 @@
+"""Safe, atomic file input/output shared by every part of ``uda``.
+
+- Writes go to a temporary file in the same folder, are flushed and fsynced, then renamed over the
+  target, so a crash never leaves a half-written file under the final name.
+- Checkpoints load with ``torch.load(weights_only=True)``: a pickle payload that would run code is refused.
+- YAML is read with ``yaml.safe_load`` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from ._errors import CheckpointError, ConfigError
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success rename it over ``path``, on error delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes atomically."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text (UTF-8) atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write an object as indented JSON atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> str:
+    """Serialize ``obj`` with ``torch.save`` and write it atomically together with a ``.sha256`` sidecar.
+
+    Returns:
+        The SHA-256 of the written bytes.
+    """
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    data = buf.getvalue()
+    digest = sha256_bytes(data)
+    atomic_write_bytes(path, data)
+    atomic_write_text(str(path) + ".sha256", digest + "\n")
+    return digest
+
+
+def load_checkpoint(path: str | os.PathLike, *, verify: bool = True, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``), verifying its ``.sha256`` sidecar if present.
+
+    ``.safetensors`` files are read with :mod:`safetensors` (tensors only).
+
+    Raises:
+        CheckpointError: the file is missing, truncated/corrupt, fails its checksum, or holds a pickle
+            payload that is not plain weights.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file; check the path")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device=str(map_location))
+        except Exception as e:
+            raise CheckpointError(f"{path}: cannot read safetensors file ({e}); the file is corrupt or not safetensors") from None
+    data = path.read_bytes()
+    side = Path(str(path) + ".sha256")
+    if verify and side.is_file():
+        want = side.read_text().strip()
+        if want and sha256_bytes(data) != want:
+            raise CheckpointError(
+                f"{path}: checksum mismatch (file is truncated or corrupted); use an earlier checkpoint"
+            )
+    try:
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e) or "Weights only load failed" in str(e):
+            raise CheckpointError(
+                f"{path}: refused to load, the file holds Python objects beyond plain weights "
+                f"(loaded with weights_only=True for safety); re-save it as a state dict or .safetensors"
+            ) from None
+        raise CheckpointError(f"{path}: cannot load checkpoint ({msg}); the file is truncated or corrupt") from None
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """Read a YAML file with the safe loader; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such YAML file; check the path or use a built-in config name (uda list config)")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]}); fix the syntax") from None
+
+
+def dump_yaml(obj: Any) -> str:
+    """Dump plain data to YAML text (keys in insertion order)."""
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True)

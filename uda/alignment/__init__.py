@@ -1,0 +1,1 @@
+"""uda.alignment (being built)."""

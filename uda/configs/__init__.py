@@ -1,0 +1,1 @@
+"""uda.configs (being built)."""

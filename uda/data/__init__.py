@@ -1,0 +1,1 @@
+"""uda.data (being built)."""

@@ -1,0 +1,1 @@
+"""uda.discriminators (being built)."""

@@ -1,0 +1,1 @@
+"""uda.engine (being built)."""

@@ -1,0 +1,1 @@
+"""uda.evaluation (being built)."""

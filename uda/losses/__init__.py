@@ -1,0 +1,1 @@
+"""uda.losses (being built)."""

@@ -1,0 +1,1 @@
+"""uda.models (being built)."""

@@ -1,0 +1,1 @@
+"""uda.recipes (being built)."""

@@ -1,0 +1,1 @@
+"""uda.translators (being built)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -18,6 +19,7 @@ import yaml
 from ._errors import ConfigError
 
 T = TypeVar("T")
+_EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _tname(tp: Any) -> str:
@@ -75,6 +77,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         vt = args[1] if len(args) == 2 else Any
         return {str(k): _coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
     if tp is float:
+        if isinstance(value, str) and _EXP_FLOAT.fullmatch(value.strip()):
+            return float(value)  # PyYAML (YAML 1.1) reads `1e-4` as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r} ({type(value).__name__})")
         return float(value)

@@ -1,5 +1,16 @@
-"""The ``uda`` command line (being built)."""
+"""The ``uda`` command line (click).
 
+Every command is thin: it builds an experiment config and calls one library function
+(:func:`uda.engine.train`, :func:`uda.evaluation.evaluate`, :func:`uda.data.check_dataset`, ...).
+User errors exit with code 2 and one line on stderr; ``uda --debug ...`` shows the traceback.
 
-def main() -> None:
-    raise SystemExit("uda CLI not built yet")
+Example:
+    >>> from click.testing import CliRunner
+    >>> from uda.cli import main
+    >>> CliRunner().invoke(main, ["list", "recipe", "mlfa", "--json"]).output
+    '["mlfa"]\\n'
+"""
+
+from ._main import main
+
+__all__ = ["main"]

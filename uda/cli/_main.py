@@ -1,0 +1,334 @@
+"""The ``uda`` commands. Each one builds a config and calls one library function."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from .._errors import UdaError
+from .._registry import KINDS, registry
+from ._app import UdaGroup
+from ._util import DatasetRoot, Device, Size, dataset_overrides, load_model, quote, resolve_device, run_config
+
+SAVE_KINDS = ("trainid", "color", "overlay", "labelid")
+
+_set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key (dotted; the value is a YAML scalar). Repeatable, e.g. --set trainer.max_iters=100.",
+)
+
+
+@click.group(
+    cls=UdaGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
+@click.version_option(__version__, "--version", "-V", prog_name="uda", message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error (also: UDA_DEBUG=1).")
+def main(debug: bool) -> None:
+    """uda: unsupervised domain adaptation for semantic segmentation.
+
+    \b
+    Train the MLFA preset on the built-in synthetic domain pair (CPU, minutes):
+        uda train mlfa_synthetic
+    Reproduce a paper setup on your data:
+        uda train mlfa_gta5_cityscapes --source gta5:/data/GTA5 --target cityscapes:/data/cityscapes
+
+    User errors exit with code 2 and one line naming the problem and the fix.
+    """
+
+
+# --------------------------------------------------------------------------------------------- list / config
+
+
+@main.command("list")
+@click.argument("kind", required=False)
+@click.argument("pattern", required=False, default="*")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of names (kind/name without KIND).")
+def list_cmd(kind: str | None, pattern: str, as_json: bool) -> None:
+    """List registered components, optionally of one KIND and matching a glob PATTERN.
+
+    \b
+    KIND is one of: model, translator, discriminator, aligner, loss, dataset,
+    augmentation, recipe, config, module.
+
+    \b
+    Examples:
+        uda list                      # everything, grouped by kind
+        uda list config '*_synthetic' # the CPU presets
+        uda list model --json         # ["deeplabv2", ...]
+    """
+    from .. import list_components
+
+    if kind is not None and kind not in KINDS and any(c in kind for c in "*?["):
+        kind, pattern = None, kind  # `uda list '*tiny'`: a pattern over every kind
+    names = list_components(kind, pattern)
+    if as_json:
+        click.echo(json.dumps(names))
+        return
+    kinds = [kind] if kind is not None else list(KINDS)
+    for k in kinds:
+        reg = registry(k)
+        found = reg.names(pattern)
+        if not found:
+            continue
+        click.secho(f"{k} ({len(found)})", bold=True)
+        width = max(len(n) for n in found)
+        for n in found:
+            doc = reg.describe(n)
+            click.echo(f"  {n:<{width}}  {doc}".rstrip())
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect experiment configs."""
+
+
+@config_group.command("show")
+@click.argument("name_or_yaml")
+@_set_option
+def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
+    """Print the resolved experiment config NAME_OR_YAML as YAML.
+
+    NAME_OR_YAML is a built-in config (`uda list config`) or a YAML file, which may start
+    from a built-in one with `_base_: NAME`.
+
+    \b
+    Example:
+        uda config show mlfa_gta5_cityscapes --set trainer.max_iters=1000
+    """
+    from ..config import load_config
+
+    click.echo(load_config(name_or_yaml, list(overrides)).to_yaml(), nl=False)
+
+
+# --------------------------------------------------------------------------------------------- train
+
+
+@main.command("train")
+@click.argument("name_or_yaml")
+@_set_option
+@click.option("--source", type=DatasetRoot(), help="Source dataset and its folder, e.g. gta5:/data/GTA5.")
+@click.option("--target", type=DatasetRoot(),
+              help="Target dataset and its folder, e.g. cityscapes:/data/cityscapes (validation follows it, split val).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<config name>].")
+@click.option("--device", type=Device(), help="auto (default: CUDA if present), cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, help="Random seed (trainer.seed).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint; overrides apply.")
+def train_cmd(
+    name_or_yaml: str,
+    overrides: tuple[str, ...],
+    source: tuple[str, str] | None,
+    target: tuple[str, str] | None,
+    out: str | None,
+    device: str | None,
+    seed: int | None,
+    resume: bool,
+) -> None:
+    """Train the experiment NAME_OR_YAML and print its final evaluation.
+
+    The run directory gets config.yaml, metrics.jsonl, checkpoints/last.pt and final.json.
+
+    \b
+    Examples:
+        uda train mlfa_synthetic
+        uda train advent_gta5_cityscapes --source gta5:/data/GTA5 \\
+            --target cityscapes:/data/cityscapes --set model.pretrained=/weights/DeepLab_resnet_pretrained_imagenet.pth
+        uda train my_experiment.yaml --set trainer.max_iters=2000 --out runs/short --resume
+    """
+    from ..config import load_config
+    from ..engine import train
+    from ..evaluation import format_table
+
+    cli = dataset_overrides("source", source) + dataset_overrides("target", target)
+    cli += dataset_overrides("val", target, split="val")
+    if seed is not None:
+        cli.append(f"trainer.seed={seed}")
+    if device is not None:
+        cli.append(f"trainer.device={quote(device)}")
+    cfg = load_config(name_or_yaml, cli + list(overrides))
+    run_dir = Path(out) if out else Path("runs") / cfg.name
+    if resume and not (run_dir / "checkpoints").is_dir():
+        raise UdaError(f"--resume: no checkpoints in {run_dir}; pass the --out folder of the run to continue")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "command.txt", "a", encoding="utf-8") as f:
+        f.write(shlex.join(["uda", *sys.argv[1:]]) + "\n")
+    click.echo(f"training {cfg.name} ({cfg.recipe.name}, {cfg.trainer.max_iters} iterations) into {run_dir}", err=True)
+    result = train(cfg, run_dir, resume=resume)
+    click.echo(format_table(result))
+    click.echo(f"run directory: {run_dir}  (final.json, metrics.jsonl, checkpoints/)")
+
+
+# --------------------------------------------------------------------------------------------- translate
+
+
+@main.command("translate")
+@click.argument("run_dir_or_checkpoint", type=click.Path(exists=True))
+@click.option("--dataset", required=True, help="Registered dataset name of the images to translate, e.g. gta5.")
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The dataset's folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder of the translated images.")
+@click.option("--split", default="train", show_default=True, help="Dataset split.")
+@click.option("--size", type=Size(), help="Translate at this size WxH [default: the images' own size].")
+@click.option("--device", type=Device(), default="auto", show_default=True)
+def translate_cmd(
+    run_dir_or_checkpoint: str, dataset: str, root: str, out: str, split: str, size: tuple[int, int] | None, device: str
+) -> None:
+    """Translate a source dataset with a trained translator into a cache folder.
+
+    The output keeps the dataset's relative paths, so it reads back with
+    `--set data.source.options.images_root=OUT` (labels still from the original root).
+
+    \b
+    Example:
+        uda translate runs/cyclegan_gta5_cityscapes --dataset gta5 --root /data/GTA5 --out /data/GTA5_as_cityscapes
+    """
+    from ..config import DatasetConfig
+    from ..data import build_dataset
+    from ..translators import load_translator, translate_dataset
+
+    translator = load_translator(run_dir_or_checkpoint)
+    ds_size = f"{size[0]}x{size[1]}" if size else None
+    ds = build_dataset(DatasetConfig(name=dataset, root=root, split=split, size=ds_size), labels=False)
+    written = translate_dataset(translator, ds, out, device=resolve_device(device))
+    n = written if isinstance(written, int) else len(ds)
+    click.echo(f"translated {n} images of {dataset}/{split} into {out}")
+
+
+# --------------------------------------------------------------------------------------------- evaluate / predict
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        from ..evaluation import format_table
+
+        click.echo(format_table(result))
+
+
+@main.command("evaluate")
+@click.argument("checkpoint", required=False, type=click.Path(exists=True))
+@click.option("--predictions", type=click.Path(exists=True, file_okay=False),
+              help="Score a folder of trainId PNG predictions instead of a checkpoint.")
+@click.option("--dataset", required=True, help="Registered dataset name, e.g. cityscapes.")
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The dataset's folder.")
+@click.option("--split", default="val", show_default=True, help="Dataset split.")
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluation JSON.")
+@click.option("--report", type=click.Path(file_okay=False), help="Also write the report (Markdown, CSV, PNGs) here.")
+@click.option("--model", "model_name", help="Model to build for a bare weights file (e.g. an original ADVENT checkpoint).")
+@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
+@click.option("--device", type=Device(), default="auto", show_default=True)
+@_set_option
+def evaluate_cmd(
+    checkpoint: str | None,
+    predictions: str | None,
+    dataset: str,
+    root: str,
+    split: str,
+    as_json: bool,
+    report: str | None,
+    model_name: str | None,
+    num_classes: int | None,
+    device: str,
+    overrides: tuple[str, ...],
+) -> None:
+    """Evaluate a CHECKPOINT (or run directory), or a folder of --predictions, on a labelled split.
+
+    IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
+    --set changes the evaluation, e.g. --set eval.mode=slide or --set data.val.options.KEY=VALUE.
+
+    \b
+    Examples:
+        uda evaluate runs/mlfa_gta5_cityscapes --dataset cityscapes --root /data/cityscapes --json
+        uda evaluate --predictions preds/ --dataset cityscapes --root /data/cityscapes
+        uda evaluate ADVENT_gta2cityscapes.pth --model deeplabv2 --dataset cityscapes --root /data/cityscapes
+    """
+    from ..data import build_dataset
+
+    if (checkpoint is None) == (predictions is None):
+        raise click.UsageError("give either CHECKPOINT or --predictions DIR (exactly one)")
+    sets = dataset_overrides("val", (dataset, root), split=split) + list(overrides)
+    cfg = run_config(checkpoint, sets) if checkpoint is not None else None
+    if cfg is None:
+        cfg = _default_config(sets)
+    ds = build_dataset(cfg.data.val, labels=True)
+    if predictions is not None:
+        from ..evaluation import evaluate_predictions
+
+        result = evaluate_predictions(predictions, ds, protocol=cfg.eval.protocol)
+    else:
+        from ..evaluation import evaluate
+
+        model, _ = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=sets)
+        dev = resolve_device(device)
+        result = evaluate(model.to(dev), ds, cfg.eval, device=dev)
+    _print_result(result, as_json)
+    if report:
+        from ..evaluation import write_report
+
+        write_report(result, report)
+        click.echo(f"report written to {report}", err=True)
+
+
+def _default_config(overrides: list[str]) -> Any:
+    from .._config import apply_overrides
+    from ..config import ExperimentConfig
+
+    return ExperimentConfig.from_dict(apply_overrides(ExperimentConfig().to_dict(), overrides))
+
+
+@main.command("predict")
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--save", default="trainid,color", show_default=True,
+              help=f"Comma-separated outputs: {', '.join(SAVE_KINDS)}.")
+@click.option("--model", "model_name", help="Model to build for a bare weights file.")
+@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
+@click.option("--device", type=Device(), default="auto", show_default=True)
+@_set_option
+def predict_cmd(
+    checkpoint: str,
+    inputs: tuple[str, ...],
+    out: str,
+    save: str,
+    model_name: str | None,
+    num_classes: int | None,
+    device: str,
+    overrides: tuple[str, ...],
+) -> None:
+    """Segment images (files or folders) with a CHECKPOINT and write PNGs into --out.
+
+    trainid: trainId PNGs; color: the Cityscapes palette; overlay: colours over the image;
+    labelid: Cityscapes label ids (for the official evaluation server).
+
+    \b
+    Example:
+        uda predict runs/mlfa_synthetic street.png frames/ --out preds --save color,overlay
+    """
+    from ..evaluation import predict
+
+    kinds = [s.strip() for s in save.split(",") if s.strip()]
+    bad = [k for k in kinds if k not in SAVE_KINDS]
+    if bad or not kinds:
+        raise click.BadParameter(f"unknown output(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SAVE_KINDS)}",
+                                 param_hint="--save")
+    model, cfg = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=list(overrides))
+    eval_cfg = cfg.eval if cfg is not None else _default_config(list(overrides)).eval
+    dev = resolve_device(device)
+    written = predict(model.to(dev), list(inputs), out, save=kinds, cfg=eval_cfg, device=dev)
+    n = written if isinstance(written, int) else len(written) if written is not None else "all"
+    click.echo(f"wrote predictions for {n} images into {out}")
+
+
+from ._data import data_group  # noqa: E402
+
+main.add_command(data_group)

@@ -1,0 +1,166 @@
+"""Helpers shared by the ``uda`` commands: parameter types, device resolution, loading a run's model."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .._errors import CheckpointError, UdaError
+from .._registry import registry
+from ..config import ExperimentConfig, load_config, parse_size
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# Where a run directory keeps the checkpoint that evaluate/predict/translate use, in order of preference.
+RUN_CHECKPOINTS = ("checkpoints/last.pt", "checkpoints/final.pt", "last.pt", "model.pt")
+
+
+class DatasetRoot(click.ParamType):
+    """``DATASET:ROOT``: a registered dataset name and its root folder."""
+
+    name = "DATASET:ROOT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        dataset, sep, root = str(value).partition(":")
+        if not sep or not dataset or not root:
+            self.fail(f"'{value}' is not DATASET:ROOT; write e.g. gta5:/data/GTA5", param, ctx)
+        try:
+            registry("dataset").get(dataset)
+        except UdaError as e:
+            self.fail(str(e), param, ctx)
+        if not Path(root).exists():
+            self.fail(f"root folder '{root}' does not exist; pass the folder that holds the {dataset} data", param, ctx)
+        return dataset, root
+
+
+class Device(click.ParamType):
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+
+    name = "auto|cpu|cuda|cuda:N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not _DEVICE.match(str(value)):
+            self.fail(f"'{value}' is not a device; use auto, cpu, cuda or cuda:N", param, ctx)
+        return str(value)
+
+
+class Size(click.ParamType):
+    """``WxH``, e.g. ``1280x720``."""
+
+    name = "WxH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            size = parse_size(str(value), "--size")
+        except UdaError as e:
+            self.fail(str(e), param, ctx)
+        assert size is not None
+        return size
+
+
+def resolve_device(name: str) -> Any:
+    """``auto`` → the first CUDA device if there is one, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UdaError(f"device '{name}' asked for but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def quote(value: Any) -> str:
+    """A value as a YAML scalar for a ``KEY=VALUE`` override (strings quoted, so ``/data/123`` stays a path)."""
+    return json.dumps(value)
+
+
+def dataset_overrides(section: str, spec: tuple[str, str] | None, split: str | None = None) -> list[str]:
+    """Overrides that point ``data.<section>`` at another dataset (its options reset to the new dataset's)."""
+    if spec is None:
+        return []
+    name, root = spec
+    out = [f"data.{section}.name={quote(name)}", f"data.{section}.root={quote(root)}", f"data.{section}.options={{}}"]
+    if split is not None:
+        out.append(f"data.{section}.split={quote(split)}")
+    return out
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the checkpoint of a run directory."""
+    p = Path(path)
+    if p.is_dir():
+        for rel in RUN_CHECKPOINTS:
+            if (p / rel).is_file():
+                return p / rel
+        raise CheckpointError(f"{p}: no checkpoint in this run directory (looked for {', '.join(RUN_CHECKPOINTS)}); "
+                              "pass a checkpoint file or the --out folder of `uda train`")
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such checkpoint file or run directory; check the path")
+    return p
+
+
+def run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig | None:
+    """The resolved config saved with a run checkpoint (or beside it), or ``None`` for bare weights."""
+    from .._io import load_checkpoint
+
+    ckpt_path = find_checkpoint(path)
+    ckpt = load_checkpoint(ckpt_path)
+    data = ckpt.get("config") if isinstance(ckpt, dict) else None
+    if data is None:
+        for folder in (ckpt_path.parent, ckpt_path.parent.parent):
+            if (folder / "config.yaml").is_file():
+                return load_config(folder / "config.yaml", overrides)
+        return None
+    if isinstance(data, ExperimentConfig):
+        data = data.to_dict()
+    if overrides:
+        from .._config import apply_overrides
+
+        data = apply_overrides(dict(data), overrides)
+    return ExperimentConfig.from_dict(data)
+
+
+def load_model(
+    path: str | Path,
+    *,
+    model_name: str | None = None,
+    num_classes: int | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> tuple[Any, ExperimentConfig | None]:
+    """Rebuild the segmentation model of a run checkpoint (or a bare weights file) and load its weights.
+
+    A run checkpoint holds ``{"model": state_dict, "config": resolved config dict, ...}``; a bare weights file
+    (our own, or an original ADVENT/AdaptSegNet checkpoint) needs ``model_name``/``num_classes``.
+
+    Returns:
+        ``(model in eval mode on the CPU, the run's config or None)``.
+    """
+    from .. import create
+    from .._io import load_checkpoint
+    from ..models import load_weights
+
+    ckpt_path = find_checkpoint(path)
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = run_config(ckpt_path, overrides)
+    if cfg is not None and model_name is None:
+        mc = cfg.model
+        model = create("model", mc.name, num_classes=num_classes or mc.num_classes, **dict(mc.options))
+    else:
+        model = create("model", model_name or "deeplabv2", num_classes=num_classes or 19)
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise CheckpointError(f"{ckpt_path}: the weights do not fit model '{type(model).__name__}' ({first}); "
+                                  "pass --model NAME matching the checkpoint") from None
+    else:
+        load_weights(model, ckpt_path)
+    return model.eval(), cfg

@@ -1,0 +1,336 @@
+"""DeepLab-v2 with a Caffe-style ResNet-101, as used by AdaptSegNet (Tsai et al., CVPR 2018) and ADVENT
+(Vu et al., CVPR 2019), and by MLFA on top of them.
+
+The network (REFERENCE.md §2): Caffe-style bottlenecks (the stride sits on the first 1×1 conv), a 7×7/2 stem
+with a ``ceil_mode`` 3×3/2 max-pool, layers [3, 4, 23, 3] with layer3 at stride 1 / dilation 2 and layer4 at
+stride 1 / dilation 4 in *every* block, output stride 8, and the DeepLab-v2 classifier: four 3×3 convolutions
+with dilation = padding 6/12/18/24 whose outputs are summed. The main head reads layer4; the auxiliary head
+(``multi_level=True``) reads layer3. 44,601,560 parameters with both heads for 19 classes.
+
+Key layout (so that the original checkpoints map onto ours with one rule, see :mod:`uda.models._weights`):
+the backbone lives under ``backbone.`` with the original torchvision-like names (``conv1``, ``bn1``,
+``layer3.7.conv2``, ``layer1.0.downsample.0`` …); the original ``layer6.conv2d_list.i`` (main head) is our
+``head.branches.i`` and ``layer5.conv2d_list.i`` (auxiliary head) is our ``aux_head.branches.i``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .._errors import UdaError
+from .._registry import register
+from ..types import LevelInfo, SegOutput
+from ._base import Normalization
+from ._common import BNMode, UdaSegmentationModel
+
+__all__ = ["ClassifierV2", "DeepLabV2", "deeplabv2", "deeplabv2_tiny"]
+
+
+class CaffeBottleneck(nn.Module):
+    """ResNet bottleneck with the stride on the first 1×1 conv (Caffe / original DeepLab-v2 layout).
+
+    Args:
+        inplanes: input channels.
+        planes: width of the 3×3 conv; the block outputs ``4 * planes`` channels.
+        stride: stride of the first 1×1 conv (and of the downsample).
+        dilation: dilation (= padding) of the 3×3 conv.
+        downsample: the shortcut projection, or ``None`` for identity.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1, downsample: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class CaffeResNet(nn.Module):
+    """The dilated Caffe-style ResNet trunk of DeepLab-v2 (no pooling/FC), output stride 8.
+
+    Args:
+        layers: blocks per stage, ``(3, 4, 23, 3)`` for ResNet-101.
+        width: stem width; stage ``i`` has ``width * 2**i`` bottleneck planes (64 for ResNet-101).
+    """
+
+    def __init__(self, layers: Sequence[int] = (3, 4, 23, 3), width: int = 64) -> None:
+        super().__init__()
+        if len(layers) != 4 or any(int(n) < 1 for n in layers):
+            raise UdaError(f"layers must be four positive block counts like (3, 4, 23, 3), got {tuple(layers)}")
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+        self.layer1 = self._make_layer(width, layers[0], stride=1, dilation=1)
+        self.layer2 = self._make_layer(width * 2, layers[1], stride=2, dilation=1)
+        self.layer3 = self._make_layer(width * 4, layers[2], stride=1, dilation=2)
+        self.layer4 = self._make_layer(width * 8, layers[3], stride=1, dilation=4)
+        self.channels = [width * 4, width * 8, width * 16, width * 32]
+
+    def _make_layer(self, planes: int, blocks: int, stride: int, dilation: int) -> nn.Sequential:
+        # Every stage's first block has a projection: the originals add one whenever stride != 1, the
+        # width changes, or the stage is dilated, which is true for all four stages of ResNet-101.
+        downsample = nn.Sequential(
+            nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False), nn.BatchNorm2d(planes * 4)
+        )
+        mods = [CaffeBottleneck(self.inplanes, planes, stride, dilation, downsample)]
+        self.inplanes = planes * 4
+        mods += [CaffeBottleneck(self.inplanes, planes, 1, dilation) for _ in range(1, blocks)]
+        return nn.Sequential(*mods)
+
+
+class ClassifierV2(nn.Module):
+    """The DeepLab-v2 classifier ("ASPP" of v2): parallel 3×3 atrous convs whose outputs are **summed**.
+
+    Args:
+        in_channels: input channels.
+        num_classes: output channels.
+        dilations: dilation (= padding) of each branch; ``(6, 12, 18, 24)`` in the papers.
+
+    Shape:
+        - input: (B, in_channels, h, w)
+        - output: (B, num_classes, h, w)
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, dilations: Sequence[int] = (6, 12, 18, 24)) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Conv2d(in_channels, num_classes, 3, padding=d, dilation=d, bias=True) for d in dilations
+        )
+        for conv in self.branches:
+            nn.init.normal_(conv.weight, 0.0, 0.01)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branches[0](x)
+        for branch in self.branches[1:]:
+            out = out + branch(x)
+        return out
+
+
+class DeepLabV2(UdaSegmentationModel):
+    """DeepLab-v2 on a Caffe-style dilated ResNet (AdaptSegNet/ADVENT), with multi-level feature taps.
+
+    Args:
+        num_classes: output classes (19 for GTA5→Cityscapes, 16 or 13 for SYNTHIA).
+        layers: blocks per stage; ``(3, 4, 23, 3)`` is ResNet-101.
+        width: stem width (64 for ResNet-101); stage widths scale with it.
+        multi_level: add the auxiliary classifier on layer3 (``SegOutput.aux``); ``False`` → ``aux is None``.
+        bn_mode: ``"frozen"`` (default: eval-mode BN, affine frozen), ``"moving"`` (the originals: affine
+            frozen, running statistics updated in train mode) or ``"train"`` (trainable BN, random init).
+        normalization: input normalization of the weights; ``"caffe"`` (BGR, 0–255, mean subtracted) for the
+            DeepLab-v2 init file. :func:`~uda.models.load_weights` switches it to what the loaded file needs.
+        dilations: dilations of the classifier branches.
+
+    Shape:
+        - input: (B, 3, H, W) RGB in [0, 1]
+        - logits, aux: (B, num_classes, h, w) with h = ⌈H/8⌉-ish (91×161 for a 1280×720 input)
+
+    Example:
+        >>> import torch, uda
+        >>> m = uda.create("model", "deeplabv2_tiny", num_classes=5)
+        >>> out = m(torch.rand(2, 3, 64, 128))
+        >>> out.logits.shape, out.aux.shape, out.features["layer1"].shape[1]
+        (torch.Size([2, 5, 9, 17]), torch.Size([2, 5, 9, 17]), 64)
+    """
+
+    min_input_size = 8
+    backbone_prefixes = ("backbone.",)
+    head_prefixes = ("head.", "aux_head.")
+
+    def __init__(
+        self,
+        num_classes: int = 19,
+        *,
+        layers: Sequence[int] = (3, 4, 23, 3),
+        width: int = 64,
+        multi_level: bool = True,
+        bn_mode: BNMode = "frozen",
+        normalization: Normalization | str = "caffe",
+        dilations: Sequence[int] = (6, 12, 18, 24),
+    ) -> None:
+        super().__init__(num_classes, normalization, bn_mode)
+        self.multi_level = multi_level
+        self.backbone = CaffeResNet(layers, width)
+        c1, c2, c3, c4 = self.backbone.channels
+        self.aux_head = ClassifierV2(c3, num_classes, dilations) if multi_level else None
+        self.head = ClassifierV2(c4, num_classes, dilations)
+        for m in self.backbone.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self.feature_info = {
+            "layer1": LevelInfo(c1, 4),
+            "layer2": LevelInfo(c2, 8),
+            "layer3": LevelInfo(c3, 8),
+            "layer4": LevelInfo(c4, 8),
+            "logits": LevelInfo(num_classes, 8),
+        }
+        if multi_level:
+            self.feature_info["aux"] = LevelInfo(num_classes, 8)
+        self.apply_bn_mode()
+        self.train()
+
+    def forward_normalized(self, x: torch.Tensor) -> SegOutput:
+        self.check_input_size(x)
+        b = self.backbone
+        x = b.maxpool(b.relu(b.bn1(b.conv1(x))))  # (B, w, H/4, W/4)
+        f1 = b.layer1(x)
+        f2 = b.layer2(f1)  # (B, 8w, H/8, W/8)
+        f3 = b.layer3(f2)
+        aux = self.aux_head(f3) if self.aux_head is not None else None
+        f4 = b.layer4(f3)
+        logits = self.head(f4)
+        feats = {"layer1": f1, "layer2": f2, "layer3": f3, "layer4": f4, "logits": logits}
+        if aux is not None:
+            feats["aux"] = aux
+        return SegOutput(logits=logits, aux=aux, features=feats)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The classifier heads (trained at 10× the base learning rate in the papers)."""
+        heads = [self.head] + ([self.aux_head] if self.aux_head is not None else [])
+        return [p for h in heads for p in h.parameters()]
+
+    def translate_foreign_state_dict(self, sd: dict[str, torch.Tensor]) -> tuple[dict, str, str | None] | None:
+        """Map the original AdaptSegNet/ADVENT layouts onto ours (used by :func:`~uda.models.load_weights`).
+
+        Returns ``(state_dict, layout, normalization)`` or ``None`` when ``sd`` is in none of them.
+        """
+        keys = list(sd)
+        if keys and all(k.startswith("Scale.") for k in keys):
+            # DeepLab-v2 init file: strip the leading prefix, skip its own (other-dataset) classifier.
+            out = {}
+            for k, v in sd.items():
+                k = ".".join(k.split(".")[1:])
+                if not k.startswith("layer5."):
+                    out["backbone." + k] = v
+            return out, "deeplab_init", "caffe"
+        if not any(k.startswith(("conv1.", "layer1.")) for k in keys):
+            return None
+        if any(k.startswith(("layer5.", "layer6.")) for k in keys):
+            out = {}
+            for k, v in sd.items():
+                if k.startswith("layer6.conv2d_list."):
+                    out["head.branches." + k[len("layer6.conv2d_list.") :]] = v
+                elif k.startswith("layer5.conv2d_list."):
+                    out["aux_head.branches." + k[len("layer5.conv2d_list.") :]] = v
+                else:
+                    out["backbone." + k] = v
+            return out, "advent", "caffe"
+        if "fc.weight" in sd:
+            # timm/torchvision ResNet: same names and shapes, but those weights were trained with the stride on
+            # the 3×3 conv and first-block dilation 1: loaded here they compute a different network.
+            return {"backbone." + k: v for k, v in sd.items() if not k.startswith("fc.")}, "torchvision", "imagenet"
+        return {"backbone." + k: v for k, v in sd.items()}, "deeplab_backbone", "caffe"
+
+
+def _build(pretrained: str | None, normalization: str | None, default_norm: str, **kw) -> DeepLabV2:
+    model = DeepLabV2(normalization=normalization or default_norm, **kw)
+    if pretrained:
+        from ._weights import load_weights
+
+        load_weights(model, pretrained, keep_normalization=normalization is not None)
+    return model
+
+
+@register("model", "deeplabv2")
+def deeplabv2(
+    num_classes: int = 19,
+    *,
+    pretrained: str | None = None,
+    multi_level: bool = True,
+    bn_mode: BNMode | None = None,
+    freeze_bn: bool | None = None,
+    normalization: str | None = None,
+    layers: Sequence[int] = (3, 4, 23, 3),
+    dilations: Sequence[int] = (6, 12, 18, 24),
+) -> DeepLabV2:
+    """DeepLab-v2 ResNet-101 of AdaptSegNet/ADVENT (Caffe-style, multi-level), random init or local weights.
+
+    Args:
+        num_classes: output classes.
+        pretrained: a local weights file in any layout :func:`~uda.models.load_weights` reads, or ``None``.
+        multi_level: auxiliary head on layer3.
+        bn_mode: ``"frozen"`` (default), ``"moving"`` (the originals) or ``"train"``.
+        freeze_bn: shorthand: ``True`` → ``bn_mode="frozen"``, ``False`` → ``"moving"`` (ignored if ``bn_mode``).
+        normalization: input normalization; default ``"caffe"``, or what the loaded weights need.
+        layers: blocks per stage.
+        dilations: classifier branch dilations.
+
+    Returns:
+        A :class:`DeepLabV2`.
+    """
+    if bn_mode is None:
+        bn_mode = "moving" if freeze_bn is False else "frozen"
+    return _build(
+        pretrained,
+        normalization,
+        "caffe",
+        num_classes=num_classes,
+        multi_level=multi_level,
+        bn_mode=bn_mode,
+        layers=tuple(layers),
+        dilations=tuple(dilations),
+    )
+
+
+@register("model", "deeplabv2_tiny")
+def deeplabv2_tiny(
+    num_classes: int = 19,
+    *,
+    pretrained: str | None = None,
+    multi_level: bool = True,
+    bn_mode: BNMode = "train",
+    width: int = 16,
+    layers: Sequence[int] = (1, 1, 1, 1),
+    dilations: Sequence[int] = (1, 2, 3, 4),
+    normalization: str | None = None,
+) -> DeepLabV2:
+    """Tiny DeepLab-v2 (same code as ``deeplabv2``; one block per stage, width 16) for tests and CPU demos.
+
+    Random-init defaults: trainable BatchNorm (``bn_mode="train"``: frozen statistics of a random network
+    are meaningless), small classifier dilations (1/2/3/4) that fit 8×16 feature maps of 128×64 inputs, and
+    ImageNet normalization.
+
+    Args:
+        num_classes: output classes.
+        pretrained: a local weights file, or ``None``.
+        multi_level: auxiliary head on layer3.
+        bn_mode: ``"train"`` (default), ``"moving"`` or ``"frozen"``.
+        width: stem width (stage outputs 4w, 8w, 16w, 32w channels).
+        layers: blocks per stage.
+        dilations: classifier branch dilations.
+        normalization: input normalization (default ``"imagenet"``).
+
+    Returns:
+        A :class:`DeepLabV2`.
+    """
+    return _build(
+        pretrained,
+        normalization,
+        "imagenet",
+        num_classes=num_classes,
+        multi_level=multi_level,
+        bn_mode=bn_mode,
+        width=width,
+        layers=tuple(layers),
+        dilations=tuple(dilations),
+    )

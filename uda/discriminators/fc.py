@@ -8,6 +8,8 @@ ours, for stride-8 feature maps (MLFA's multi-level features), where five stride
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -39,7 +41,7 @@ class FCDiscriminator(nn.Module):
         super().__init__()
         chans = [in_channels, ndf, ndf * 2, ndf * 4, ndf * 8]
         layers: list[nn.Module] = []
-        for a, b in zip(chans[:-1], chans[1:]):
+        for a, b in pairwise(chans):
             layers += [conv(a, b, 4, 2, 1, sn=spectral_norm), nn.LeakyReLU(0.2, inplace=True)]
         layers.append(conv(chans[-1], 1, 4, 2, 1, sn=spectral_norm))
         self.net = nn.Sequential(*layers)
@@ -74,7 +76,7 @@ class FeatureDiscriminator(nn.Module):
         super().__init__()
         chans = [in_channels, ndf, ndf * 2, ndf * 4]
         layers: list[nn.Module] = []
-        for a, b in zip(chans[:-1], chans[1:]):
+        for a, b in pairwise(chans):
             layers += [conv(a, b, 4, 2, 1, sn=spectral_norm), nn.LeakyReLU(0.2, inplace=True)]
         layers.append(conv(chans[-1], 1, 3, 1, 1, sn=spectral_norm))
         self.net = nn.Sequential(*layers)

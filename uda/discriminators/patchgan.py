@@ -57,6 +57,8 @@ class PatchGANDiscriminator(nn.Module):
 
 
 @register("discriminator", "patchgan_tiny")
-def patchgan_tiny(in_channels: int = 3, *, ndf: int = 8, n_layers: int = 3, spectral_norm: bool = False) -> PatchGANDiscriminator:
+def patchgan_tiny(
+    in_channels: int = 3, *, ndf: int = 8, n_layers: int = 3, spectral_norm: bool = False
+) -> PatchGANDiscriminator:
     """PatchGAN with ``ndf=8`` for tests and CPU demos."""
     return PatchGANDiscriminator(in_channels, ndf=ndf, n_layers=n_layers, spectral_norm=spectral_norm)

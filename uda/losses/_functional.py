@@ -109,7 +109,9 @@ def _check_gan(kind: str) -> None:
         raise UdaError(f"unknown GAN loss {kind!r}; use one of {', '.join(GAN_LOSSES)}")
 
 
-def gan_loss(logits: torch.Tensor, domain_label: float, kind: str = "bce", *, for_discriminator: bool = True) -> torch.Tensor:
+def gan_loss(
+    logits: torch.Tensor, domain_label: float, kind: str = "bce", *, for_discriminator: bool = True
+) -> torch.Tensor:
     """Adversarial loss of discriminator logits against a domain label (source 0, target 1).
 
     - ``bce``: ``BCEWithLogits(logits, label)`` (AdaptSegNet/ADVENT);

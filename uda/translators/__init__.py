@@ -1,1 +1,32 @@
-"""uda.translators (being built)."""
+"""Image translators (kind ``translator``): ``identity``, ``fda`` (FDA), ``cyclegan`` / ``cyclegan_tiny``
+(CycleGAN), plus the translated-dataset cache (:func:`translate_dataset`) and translator checkpoints."""
+
+from ._base import IdentityTranslator, Translator
+from .cache import (
+    load_translator,
+    save_sample_grid,
+    save_translator,
+    translate_dataset,
+    translator_checkpoint,
+    write_png,
+)
+from .cyclegan import CycleGAN, CycleGANOptim, ImagePool, ResnetGenerator, cyclegan_tiny
+from .fda import FDATranslator, low_freq_mutate
+
+__all__ = [
+    "CycleGAN",
+    "CycleGANOptim",
+    "FDATranslator",
+    "IdentityTranslator",
+    "ImagePool",
+    "ResnetGenerator",
+    "Translator",
+    "cyclegan_tiny",
+    "load_translator",
+    "low_freq_mutate",
+    "save_sample_grid",
+    "save_translator",
+    "translate_dataset",
+    "translator_checkpoint",
+    "write_png",
+]

@@ -1,0 +1,70 @@
+"""The three setups every recipe runs on: GTA5 → Cityscapes, SYNTHIA → Cityscapes (the papers' exact settings)
+and the built-in synthetic pair (tiny models, CPU minutes).
+
+Paper settings (REFERENCE.md §3, AdaptSegNet/ADVENT): GTA5 resized to 1280x720, SYNTHIA to 1280x760, Cityscapes
+train to 1024x512; batch 1 source + 1 target; SGD 2.5e-4, momentum 0.9, wd 5e-4, heads 10x; Adam 1e-4
+(0.9, 0.99) for discriminators; poly decay over a 250000-iteration horizon, training stopped at 120000;
+DeepLab-v2 ResNet-101 from the local ImageNet init file; evaluation on Cityscapes val resized to 1024x512 and
+upsampled to the 2048x1024 ground truth; SYNTHIA reported on 16 classes (13 alongside).
+"""
+
+from __future__ import annotations
+
+from ..config import (
+    DataConfig,
+    DatasetConfig,
+    EvalConfig,
+    ExperimentConfig,
+    ModelConfig,
+    OptimConfig,
+    OptimizerConfig,
+    TrainerConfig,
+)
+
+#: Where the paper configs expect the DeepLab-v2 ImageNet init file (ADVENT's DeepLab_resnet_pretrained_imagenet.pth).
+DEEPLAB_INIT = "weights/DeepLab_resnet_pretrained_imagenet.pth"
+
+
+def paper_setup(source: str) -> ExperimentConfig:
+    """``gta5`` or ``synthia`` → Cityscapes with the papers' settings; data roots under ``data/``."""
+    size, root = {"gta5": ("1280x720", "data/GTA5"), "synthia": ("1280x760", "data/SYNTHIA")}[source]
+    return ExperimentConfig(
+        description=f"{source.upper()} -> Cityscapes, DeepLab-v2 ResNet-101 (paper settings)",
+        data=DataConfig(
+            source=DatasetConfig(name=source, root=root, split="train", size=size),
+            target=DatasetConfig(name="cityscapes", root="data/cityscapes", split="train", size="1024x512"),
+            val=DatasetConfig(name="cityscapes", root="data/cityscapes", split="val", size=None),
+            batch_size=1,
+            num_workers=4,
+        ),
+        model=ModelConfig(name="deeplabv2", num_classes=19, pretrained=DEEPLAB_INIT),
+        optim=OptimConfig(),  # defaults are the papers' (SGD 2.5e-4 + poly 250k; Adam 1e-4 (0.9, 0.99))
+        trainer=TrainerConfig(max_iters=120000, checkpoint_every=5000, eval_every=10000, log_every=50, keep_last=3),
+        eval=EvalConfig(mode="resize", size="1024x512", protocol="16" if source == "synthia" else "19"),
+    )
+
+
+def synthetic_setup() -> ExperimentConfig:
+    """The built-in synthetic pair (128x64), ``deeplabv2_tiny``, CPU-sized schedule (same seg budget for every recipe)."""
+    return ExperimentConfig(
+        description="built-in synthetic source -> target pair, tiny DeepLab-v2 on a CPU",
+        data=DataConfig(
+            source=DatasetConfig(name="synthetic", size="128x64", options={"domain": "source", "num": 400}),
+            target=DatasetConfig(name="synthetic", size="128x64", options={"domain": "target", "num": 400}),
+            val=DatasetConfig(name="synthetic", split="val", size="128x64", options={"domain": "target", "num": 100}),
+            batch_size=4,
+        ),
+        model=ModelConfig(name="deeplabv2_tiny", num_classes=19, pretrained=None),
+        optim=OptimConfig(
+            generator=OptimizerConfig(name="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, head_lr_mult=10.0,
+                                      total_iters=None),
+            discriminator=OptimizerConfig(name="adam", lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0,
+                                          head_lr_mult=1.0, total_iters=None),
+        ),
+        trainer=TrainerConfig(max_iters=600, checkpoint_every=200, eval_every=0, log_every=20, keep_last=2),
+        eval=EvalConfig(mode="resize", size="128x64", protocol="19"),
+    )
+
+
+SETUPS = {"gta5_cityscapes": lambda: paper_setup("gta5"), "synthia_cityscapes": lambda: paper_setup("synthia"),
+          "synthetic": synthetic_setup}

@@ -1,0 +1,126 @@
+"""Training checkpoints: what they hold, where they go, and how resume finds the newest valid one.
+
+A checkpoint (``checkpoints/iter_XXXXXXX.pt`` and a copy ``checkpoints/last.pt``) is a plain dict of
+tensors and Python scalars, loadable with ``torch.load(weights_only=True)``:
+
+``format``, ``stage`` (index), ``stage_name``, ``iter`` (iterations done in that stage), ``global_iter``,
+``model`` (segmentation network state dict), ``translator`` (if any), ``recipe`` (every module of the
+recipe: model, aligner discriminators, translator), ``optimizers`` / ``schedulers`` (per stage),
+``scaler``, ``rng`` (torch, numpy, python, cuda), ``data`` (loader positions), ``skipped`` (non-finite
+steps skipped), ``config`` (the resolved experiment config), ``model_name``, ``num_classes``.
+
+Writes go through :func:`uda._io.save_checkpoint` (temp file + fsync + rename, with a ``.sha256``
+sidecar), so a crash never leaves a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._errors import CheckpointError
+from .._io import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
+
+FORMAT = "uda.checkpoint/1"
+_ITER_RE = re.compile(r"^iter_(\d+)\.pt$")
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG the loop touches, as tensors/scalars (``weights_only``-loadable)."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_lists(obj: Any) -> Any:
+    return [_to_lists(v) for v in obj] if isinstance(obj, tuple) else obj
+
+
+def checkpoint_name(global_iter: int) -> str:
+    """``iter_0001234.pt``."""
+    return f"iter_{global_iter:07d}.pt"
+
+
+def write_checkpoint(state: dict[str, Any], ckpt_dir: str | Path, keep_last: int = 3) -> Path:
+    """Write ``iter_XXXXXXX.pt`` and ``last.pt`` atomically (with checksums), then keep the newest ``keep_last``.
+
+    Returns:
+        The path of the iteration checkpoint.
+
+    Raises:
+        OSError: the disk is full or the folder unwritable (the previous checkpoints stay intact).
+    """
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path = ckpt_dir / checkpoint_name(int(state["global_iter"]))
+    digest = save_checkpoint(state, path)
+    atomic_write_bytes(ckpt_dir / "last.pt", path.read_bytes())
+    atomic_write_text(ckpt_dir / "last.pt.sha256", digest + "\n")
+    for old in iteration_checkpoints(ckpt_dir)[max(1, keep_last):]:
+        old.unlink(missing_ok=True)
+        Path(str(old) + ".sha256").unlink(missing_ok=True)
+    return path
+
+
+def iteration_checkpoints(ckpt_dir: str | Path) -> list[Path]:
+    """``iter_*.pt`` files of a folder, newest first."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _ITER_RE.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def load_latest_checkpoint(ckpt_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    """The newest checkpoint that loads and passes its checksum.
+
+    Candidates are the ``iter_*.pt`` files (newest first), then ``last.pt``. A corrupt or truncated one is
+    reported with a warning naming it, and the previous one is tried.
+
+    Raises:
+        CheckpointError: no checkpoint in the folder, or none of them is valid (the message names them).
+    """
+    ckpt_dir = Path(ckpt_dir)
+    candidates = iteration_checkpoints(ckpt_dir)
+    if (ckpt_dir / "last.pt").is_file():
+        candidates.append(ckpt_dir / "last.pt")
+    if not candidates:
+        raise CheckpointError(f"{ckpt_dir}: no checkpoint to resume from; run without --resume to start a new run")
+    bad = []
+    for path in candidates:
+        try:
+            state = load_checkpoint(path)
+            if not isinstance(state, dict) or state.get("format") != FORMAT:
+                raise CheckpointError(f"{path}: not a uda training checkpoint")
+            return state, path
+        except CheckpointError as e:
+            bad.append(path.name)
+            warnings.warn(f"skipping checkpoint {path}: {e}; falling back to the previous one", stacklevel=2)
+    raise CheckpointError(
+        f"{ckpt_dir}: no valid checkpoint to resume from ({', '.join(bad)} are corrupt or truncated); "
+        "start the run again without --resume"
+    )

@@ -1,0 +1,104 @@
+"""Multi-process training through ``torchrun``: process group from the environment, gradient all-reduce.
+
+``torchrun --nproc-per-node N -m uda train NAME`` starts N processes with ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK`` set. Each rank reads its own data stream (``InfiniteLoader(rank=, world_size=)``); after
+the backward passes, the gradients of every trained parameter (segmentation network, discriminators,
+translators) are averaged with one flat all-reduce that also carries the non-finite and stop flags, so all
+ranks take the same decision (step, skip, stop) at the same iteration. Rank 0 writes files. NCCL on CUDA,
+gloo on CPU; the group's timeout is ``trainer.dist_timeout_s``, so a failed rank ends the others with an
+error instead of a hang.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    """Rank, world size and local rank of this process (``world_size == 1``: not distributed)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def env_info() -> DistInfo:
+    """Read ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by torchrun)."""
+    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                    int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_distributed(device: torch.device, timeout_s: int = 600) -> DistInfo:
+    """Join the process group described by the environment (no-op for a single process).
+
+    Args:
+        device: this rank's device; CUDA selects NCCL, otherwise gloo.
+        timeout_s: collective timeout in seconds.
+
+    Returns:
+        This process's :class:`DistInfo`.
+    """
+    info = env_info()
+    if not info.enabled or (dist.is_available() and dist.is_initialized()):
+        return info
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    return info
+
+
+def cleanup() -> None:
+    """Leave the process group if one is active."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast_parameters(modules: list[torch.nn.Module]) -> None:
+    """Copy rank 0's parameters and buffers to every rank (identical start)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    with torch.no_grad():
+        for m in modules:
+            for t in list(m.parameters()) + list(m.buffers()):
+                dist.broadcast(t.data, src=0)
+
+
+def all_reduce_gradients(params: list[torch.nn.Parameter], flags: torch.Tensor) -> torch.Tensor:
+    """Average the gradients of ``params`` over ranks in one flat all-reduce; sum ``flags`` alongside.
+
+    Args:
+        params: trained parameters (a missing gradient counts as zero).
+        flags: (k,) float tensor of per-rank flags (e.g. non-finite, stop) on the gradients' device.
+
+    Returns:
+        The flags summed over ranks.
+    """
+    world = dist.get_world_size()
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1).float() for g in grads] + [flags.float()])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = (flat[offset:offset + n] / world).view_as(g).to(g.dtype)
+        offset += n
+    return flat[offset:]
+
+
+def barrier() -> None:
+    """Synchronize ranks (no-op for a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -1,0 +1,46 @@
+"""Published per-class IoU (%) on Cityscapes val, DeepLab-v2 ResNet-101, kept as data (REFERENCE.md §1:
+Table I of the MLFA paper for GTA5→Cityscapes, Table II for SYNTHIA→Cityscapes).
+
+Example:
+    >>> PUBLISHED["gta5"]["MLFA"]["miou"]
+    45.9
+    >>> len(PUBLISHED["synthia"]["MLFA"]["per_class"])
+    16
+"""
+
+from __future__ import annotations
+
+from ..labels import CITYSCAPES_CLASSES, SYNTHIA_16
+
+__all__ = ["PUBLISHED", "SETUP_CLASSES", "SETUP_PROTOCOL"]
+
+
+def _row(values: list[float], classes: tuple[int, ...], miou: float) -> dict:
+    return {"per_class": {CITYSCAPES_CLASSES[c]: v for c, v in zip(classes, values)}, "miou": miou}
+
+
+_ALL = tuple(range(19))
+
+SETUP_CLASSES: dict[str, tuple[int, ...]] = {"gta5": _ALL, "synthia": SYNTHIA_16}
+"""The trainIds shown in each setup's table (Table I: 19 classes, Table II: 16)."""
+
+SETUP_PROTOCOL: dict[str, str] = {"gta5": "19", "synthia": "16"}
+
+# fmt: off
+PUBLISHED: dict[str, dict[str, dict]] = {
+    "gta5": {
+        "MLFA": _row([91.8, 47.1, 85.6, 29.5, 29.3, 35.4, 36.8, 33.2, 81.5, 35.1, 82.1, 62.1, 30.6, 79.0, 22.6,
+                      33.4, 4.3, 33.9, 20.1], _ALL, 45.9),
+        "AdvEnt": _row([89.4, 33.1, 81.0, 26.6, 26.8, 27.2, 33.5, 24.7, 83.9, 36.7, 78.8, 58.7, 30.5, 84.8, 38.5,
+                        44.5, 1.7, 31.6, 32.4], _ALL, 45.5),
+        "CLAN": _row([87.0, 27.1, 79.6, 27.3, 23.3, 28.3, 35.5, 24.2, 83.6, 27.4, 74.2, 58.6, 28.0, 76.2, 33.1,
+                      36.7, 6.7, 31.9, 31.4], _ALL, 43.2),
+        "DLOW": _row([87.1, 33.5, 80.5, 24.5, 13.2, 29.8, 29.5, 26.6, 82.6, 26.7, 81.8, 55.9, 25.3, 78.0, 33.5,
+                      38.7, 0.0, 22.9, 34.5], _ALL, 42.3),
+    },
+    "synthia": {
+        "MLFA": _row([86.6, 43.3, 81.5, 4.3, 1.1, 30.2, 10.2, 8.7, 85.3, 82.2, 48.8, 16.9, 73.7, 30.4, 11.3, 29.5],
+                     SYNTHIA_16, 40.2),
+    },
+}
+# fmt: on

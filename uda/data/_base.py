@@ -1,0 +1,177 @@
+"""The common file-backed segmentation dataset: a list of (name, image file, label file) pairs.
+
+Subclasses (``gta5``, ``synthia``, ``cityscapes``, ``folder``) only find their files and say how labels are
+encoded; decoding, resizing, label mapping and bad-sample handling live here once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from .._errors import DataError
+from ..labels import CITYSCAPES_CLASSES, IGNORE_INDEX
+from ._decode import LabelMap, decode_label_png, decode_rgb, parse_size_arg, resize_image, resize_label
+
+OnBadSample = Literal["stop", "skip"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One dataset entry: ``name`` (relative stem), ``image`` path, ``label`` path (``None`` without labels)."""
+
+    name: str
+    image: Path
+    label: Path | None
+
+
+class SegmentationFiles(Dataset):
+    """A segmentation dataset over image/label files.
+
+    Args:
+        samples: the entries, in a fixed order.
+        size: ``(W, H)`` / ``"WxH"`` to resize to (image antialiased bicubic/bilinear, label nearest), or ``None``.
+        label_map: how raw label ids map to trainIds (``None`` when there are no labels).
+        label_channel: channel of the class id in multi-channel labels (``None``: single-channel labels).
+        on_bad_sample: ``"stop"`` raises a :class:`~uda.DataError` naming the file; ``"skip"`` warns, counts the
+            skip and returns the next good sample instead (deterministically).
+        interpolation: image resize filter, ``"bicubic"`` or ``"bilinear"``.
+        excluded: problems found while listing files (e.g. missing pairs), one line per file.
+        dataset: the registered name, for messages.
+
+    Item:
+        ``{"image": float32 (3, H, W) RGB in [0, 1], "label": int64 (H, W) trainIds, "name": str, "index": int}``;
+        ``"label"`` is absent without labels. In skip mode an item that replaced a bad one also carries
+        ``"skipped": [file, ...]`` (consumed by :class:`~uda.data.InfiniteLoader`).
+    """
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        *,
+        size: str | tuple[int, int] | None = None,
+        label_map: LabelMap | None = None,
+        label_channel: int | None = None,
+        on_bad_sample: OnBadSample = "stop",
+        interpolation: str = "bicubic",
+        excluded: list[str] | None = None,
+        dataset: str = "files",
+    ) -> None:
+        if on_bad_sample not in ("stop", "skip"):
+            raise DataError(f"{dataset}: on_bad_sample must be 'stop' or 'skip', not {on_bad_sample!r}")
+        if interpolation not in ("bicubic", "bilinear"):
+            raise DataError(f"{dataset}: interpolation must be 'bicubic' or 'bilinear', not {interpolation!r}")
+        self.samples = list(samples)
+        self.size = parse_size_arg(size)
+        self.label_map = label_map
+        self.label_channel = label_channel
+        self.on_bad_sample = on_bad_sample
+        self.interpolation = interpolation
+        self.excluded = list(excluded or [])
+        self.dataset = dataset
+        self._has_labels = label_map is not None and all(s.label is not None for s in self.samples)
+        self.num_skipped = 0
+        """Bad samples skipped by this process (worker processes count their own; the loader sums them)."""
+        if self.excluded:
+            head = "; ".join(self.excluded[:5]) + (f"; … ({len(self.excluded)} in all)" if len(self.excluded) > 5 else "")
+            if on_bad_sample == "stop":
+                raise DataError(f"{dataset}: {head}. Restore the files, or set data.on_bad_sample=skip to leave them out")
+            warnings.warn(f"{dataset}: leaving out {len(self.excluded)} sample(s): {head}", stacklevel=3)
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether items carry a ``"label"``."""
+        return self._has_labels
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The 19 Cityscapes class names (trainId order)."""
+        return CITYSCAPES_CLASSES
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load_label(self, sample: Sample) -> torch.Tensor:
+        """The full-resolution uint8 trainIds of a sample (unknown ids raise)."""
+        assert sample.label is not None and self.label_map is not None
+        raw = decode_label_png(sample.label, channel=self.label_channel)
+        return self.label_map.apply(raw, sample.label)
+
+    def load(self, index: int) -> dict[str, Any]:
+        """Decode one sample without any bad-sample handling (errors raise)."""
+        sample = self.samples[index]
+        img = decode_rgb(sample.image)
+        out: dict[str, Any] = {}
+        if self.has_labels:
+            label = self.load_label(sample)
+            size = self.size or (img.shape[-1], img.shape[-2])
+            out["label"] = resize_label(label, size).long()
+        out["image"] = resize_image(img, self.size, self.interpolation)
+        out["name"] = sample.name
+        out["index"] = index
+        return dict(sorted(out.items()))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self.dataset}: index {index} out of range (0..{len(self) - 1})")
+        if self.on_bad_sample == "stop":
+            return self.load(index)
+        skipped: list[str] = []
+        for step in range(len(self)):
+            j = (index + step) % len(self)
+            try:
+                item = self.load(j)
+            except DataError as e:
+                self.num_skipped += 1
+                skipped.append(str(e).split(": ")[0])
+                warnings.warn(f"skipping bad sample: {e}", stacklevel=2)
+                continue
+            item["index"] = index
+            if skipped:
+                item["skipped"] = skipped
+            return item
+        raise DataError(f"{self.dataset}: every sample failed to load (first: {skipped[0]}); run `uda data check`")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dataset!r}, {len(self)} samples, size={self.size})"
+
+
+def require_dir(path: Path, dataset: str, what: str, fix: str) -> Path:
+    """Raise a :class:`DataError` naming ``path`` and ``fix`` when it is not a directory."""
+    if not path.is_dir():
+        raise DataError(f"{dataset}: {what} {path} does not exist; {fix}")
+    return path
+
+
+def resolve_images_root(samples: list[Sample], root: Path, images_root: str | Path | None) -> list[Sample]:
+    """Point image paths at ``images_root`` (e.g. a translated cache), labels stay under ``root``.
+
+    For each sample the first existing candidate wins: ``images_root/<path relative to root>``,
+    ``images_root/<name>.png``, ``images_root/<name><suffix>``; when none exists the first is kept and loading
+    reports the missing file.
+    """
+    if images_root is None:
+        return samples
+    iroot = Path(images_root)
+    if not iroot.is_dir():
+        raise DataError(f"images_root {iroot} does not exist; translate the dataset first or fix the path")
+    out = []
+    for s in samples:
+        try:
+            rel = s.image.relative_to(root)
+        except ValueError:
+            rel = Path(s.image.name)
+        cands = [iroot / rel, iroot / f"{s.name}.png", iroot / f"{s.name}{s.image.suffix}"]
+        image = next((c for c in cands if c.is_file()), cands[0])
+        out.append(Sample(s.name, image, s.label))
+    return out
+
+
+__all__ = ["IGNORE_INDEX", "OnBadSample", "Sample", "SegmentationFiles", "require_dir", "resolve_images_root"]

@@ -1,0 +1,87 @@
+"""GTA5 (Richter et al., "Playing for Data: Ground Truth from Computer Games", ECCV 2016).
+
+Layout: ``images/NNNNN.png`` and ``labels/NNNNN.png`` (1914×1052); labels are palettized (or grey) PNGs whose
+pixel values are Cityscapes label ids, mapped to the 19 trainIds (REFERENCE.md §4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._errors import DataError
+from .._registry import register
+from ..labels import CITYSCAPES_ID_TO_TRAINID, CITYSCAPES_VALID_LABEL_IDS
+from ._base import OnBadSample, Sample, SegmentationFiles, require_dir, resolve_images_root
+from ._decode import LabelMap
+
+CITYSCAPES_IDS = LabelMap(
+    "Cityscapes label ids",
+    CITYSCAPES_ID_TO_TRAINID,
+    frozenset(CITYSCAPES_VALID_LABEL_IDS) | {255},  # 255 = id -1 (license plate) stored in 8 bits
+)
+"""Cityscapes/GTA5 label ids 0..33 (and -1 stored as 255) → trainIds."""
+
+
+def list_pairs(
+    root: Path, image_dir: str, label_dir: str, pattern: str, labels: bool, dataset: str
+) -> tuple[list[Sample], list[str]]:
+    """Pair ``image_dir/<stem>.png`` with ``label_dir/<stem>.png``; return (samples, missing-pair problems)."""
+    images = {p.stem: p for p in sorted((root / image_dir).glob(pattern))}
+    if not labels:
+        return [Sample(k, v, None) for k, v in sorted(images.items())], []
+    require_dir(root / label_dir, dataset, "label folder", f"--root must contain {label_dir}/ (or load without labels)")
+    label_files = {p.stem: p for p in sorted((root / label_dir).glob(pattern))}
+    problems = [f"{images[k]}: no label file {root / label_dir / images[k].name}" for k in sorted(images.keys() - label_files.keys())]
+    problems += [f"{label_files[k]}: no image file {root / image_dir / label_files[k].name}" for k in sorted(label_files.keys() - images.keys())]
+    samples = [Sample(k, images[k], label_files[k]) for k in sorted(images.keys() & label_files.keys())]
+    return samples, problems
+
+
+@register("dataset", "gta5")
+class GTA5Dataset(SegmentationFiles):
+    """GTA5 synthetic driving images with Cityscapes label ids (24,966 pairs, 1914×1052).
+
+    Args:
+        root: folder holding ``images/`` and ``labels/``.
+        split: ``"train"`` or ``"all"`` (GTA5 has no official split; UDA works train on all images).
+        size: resize to ``(W, H)`` / ``"WxH"`` (the papers: 1280×720), or ``None``.
+        labels: read labels (``False`` for use as unlabelled data).
+        on_bad_sample: ``"stop"`` or ``"skip"`` (missing pairs, corrupt files, unknown label ids).
+        images_root: read images from this folder instead (e.g. a translated cache); labels stay under ``root``.
+        interpolation: ``"bicubic"`` (default, as the originals) or ``"bilinear"``.
+
+    Example:
+        >>> import uda
+        >>> ds = uda.create("dataset", "gta5", root="/data/GTA5", size="1280x720")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        size: str | tuple[int, int] | None = None,
+        *,
+        labels: bool = True,
+        on_bad_sample: OnBadSample = "stop",
+        images_root: str | Path | None = None,
+        interpolation: str = "bicubic",
+    ) -> None:
+        root = Path(root)
+        require_dir(root, "gta5", "root", "point --root at the folder holding images/ and labels/")
+        if split not in ("train", "all"):
+            raise DataError(f"gta5: split {split!r} does not exist; GTA5 has one split, use 'train' (all images)")
+        require_dir(root / "images", "gta5", "image folder", "--root must contain images/NNNNN.png")
+        samples, problems = list_pairs(root, "images", "labels", "*.png", labels, "gta5")
+        if not samples and not problems:
+            raise DataError(f"gta5: no images in {root / 'images'}; expected images/NNNNN.png (and labels/NNNNN.png)")
+        samples = resolve_images_root(samples, root, images_root)
+        super().__init__(
+            samples,
+            size=size,
+            label_map=CITYSCAPES_IDS if labels else None,
+            on_bad_sample=on_bad_sample,
+            interpolation=interpolation,
+            excluded=problems,
+            dataset="gta5",
+        )
+        self.root, self.split = root, split

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import NUM_CLASSES, TinySeg
+from alignment_helpers import NUM_CLASSES, TinySeg
 
 import uda
 from uda.alignment import frozen

@@ -26,7 +26,11 @@ def _data(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _items(n: int = 5) -> list[dict]:
     g = torch.Generator().manual_seed(1)
     return [
-        {"image": torch.rand(3, 8, 12, generator=g), "label": torch.randint(0, 19, (8, 12), generator=g), "name": str(i)}
+        {
+            "image": torch.rand(3, 8, 12, generator=g),
+            "label": torch.randint(0, 19, (8, 12), generator=g),
+            "name": str(i),
+        }
         for i in range(n)
     ]
 

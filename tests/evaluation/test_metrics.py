@@ -78,8 +78,6 @@ def test_float_inputs_and_shape_mismatch_raise():
         cm.update(torch.zeros(2, 2, dtype=torch.long), torch.zeros(4, 4, dtype=torch.long))
 
 
-
-
 def test_16_and_13_class_protocols_are_subsets_of_the_19_vector():
     # per-class IoU built from a hand matrix: class c predicted correctly on tp_c pixels and as class 9
     # (terrain, not in SYNTHIA) on fn_c pixels -> IoU_c = tp/(tp+fn) for c != 9

@@ -116,7 +116,7 @@ def test_prediction_folder_flat_names_and_bad_inputs(tiny_dataset, tmp_path):
 
 def test_predict_bad_inputs(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="broken.png"):
+    with pytest.raises(DataError, match=r"broken\.png"):
         predict(TinySeg(), [tmp_path / "broken.png"], tmp_path / "out", progress=False)
     with pytest.raises(DataError, match="does not exist"):
         predict(TinySeg(), [tmp_path / "missing.png"], tmp_path / "out", progress=False)

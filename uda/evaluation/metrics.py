@@ -152,9 +152,8 @@ class ConfusionMatrix:
         self.num_images += pred.shape[0] if pred.dim() >= 3 else 1
         c = self.num_classes
         # uint8 arithmetic: 255 (ignore) + 1 wraps to row 0; [0, C) -> rows 1..C; the rest -> row C + 1.
-        rows = (self._as_uint8(target) + 1).clamp_max_(c + 1).to(torch.int16)
-        cols = self._as_uint8(pred).clamp_max(c).to(torch.int16)
-        codes = torch.add(cols, rows, alpha=c + 1)  # (…) int16 in [0, (C + 2)(C + 1))
+        codes = (self._as_uint8(target) + 1).clamp_max_(c + 1).to(torch.int16)
+        codes.mul_(c + 1).add_(self._as_uint8(pred).clamp_max(c))  # (…) int16 in [0, (C + 2)(C + 1)), in place
         self._hist += torch.bincount(codes.reshape(-1), minlength=(c + 2) * (c + 1))
 
     def reset(self) -> None:

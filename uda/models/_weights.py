@@ -204,17 +204,16 @@ def _check_classes(model: nn.Module, sd: dict[str, torch.Tensor], own: dict[str,
     num_classes = getattr(model, "num_classes", None)
     if num_classes is None:
         return
+    heads = tuple(getattr(model, "head_prefixes", ("",)))
     for k, v in sd.items():
-        if k in own and k.endswith(".weight") and v.dim() >= 1 and own[k].shape[0] == num_classes:
-            if (
-                v.shape[0] != num_classes
-                and v.shape[1:] == own[k].shape[1:]
-                and k.startswith(getattr(model, "head_prefixes", ("",)))
-            ):
-                raise CheckpointError(
-                    f"{path}: the checkpoint's classifier ({k}) has {v.shape[0]} classes but the model has "
-                    f"{num_classes}; build the model with num_classes={v.shape[0]} (model.num_classes in the config)"
-                )
+        if not (k in own and k.startswith(heads) and k.endswith(".weight") and v.dim() >= 1):
+            continue
+        mine = own[k].shape
+        if mine[0] == num_classes and v.shape[0] != num_classes and v.shape[1:] == mine[1:]:
+            raise CheckpointError(
+                f"{path}: the checkpoint's classifier ({k}) has {v.shape[0]} classes but the model has "
+                f"{num_classes}; build the model with num_classes={v.shape[0]} (model.num_classes in the config)"
+            )
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike) -> str:

@@ -7,6 +7,7 @@ with nearest neighbour. Every failure is a :class:`~uda.DataError` whose message
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from torchvision.io import ImageReadMode, decode_image, decode_png, read_file
 
 from .._errors import DataError
 from ..labels import IGNORE_INDEX
+
+# torchvision 0.29 marks its image codecs deprecated in favour of TorchCodec; they are still the fastest PNG path
+# here, so the notice is silenced for these calls only (see docs/datasets.md).
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning)
 
 _INTERP = {"bicubic": TF.InterpolationMode.BICUBIC, "bilinear": TF.InterpolationMode.BILINEAR}
 

@@ -3,11 +3,12 @@ Cityscapes, so that every loader and command can be tried end to end without dow
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import png
 from PIL import Image
 
 from .._errors import DataError
@@ -35,11 +36,22 @@ def write_palettized(path: Path, ids: np.ndarray) -> None:
     img.save(path)
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
 def write_png16(path: Path, channels: np.ndarray) -> None:
-    """Write (H, W, 3) uint16 as a 16-bit RGB PNG (SYNTHIA's label encoding) with pypng."""
-    h, w, _ = channels.shape
-    with open(path, "wb") as f:
-        png.Writer(width=w, height=h, greyscale=False, bitdepth=16).write(f, channels.reshape(h, w * 3).tolist())
+    """Write (H, W, 3) uint16 as a 16-bit RGB PNG (SYNTHIA's label encoding).
+
+    PIL cannot write 16-bit RGB and torchvision's encoder is 8-bit only, so the PNG is assembled here:
+    IHDR (bit depth 16, colour type 2), one IDAT of big-endian rows each with filter byte 0, IEND.
+    """
+    h, w, c = channels.shape
+    rows = channels.astype(">u2").reshape(h, w * c).view(np.uint8)  # (H, 6W) big-endian bytes
+    raw = np.concatenate([np.zeros((h, 1), dtype=np.uint8), rows], axis=1).tobytes()
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b"")
+    Path(path).write_bytes(data)
 
 
 def write_synthetic(

@@ -83,9 +83,9 @@ def _hue_matrix(degrees: float, saturation: float) -> np.ndarray:
 
 # The "camera": fixed per domain (independent of the user's seed), so that it is one learnable domain.
 _CAMERA = {
-    "class_shift": np.random.default_rng(20240613).uniform(-0.12, 0.12, size=(19, 3)).astype(np.float32),
-    "matrix": _hue_matrix(55.0, 0.65),
-    "gain": np.array([0.80, 0.85, 0.95], dtype=np.float32),
+    "class_shift": np.random.default_rng(20240613).uniform(-0.06, 0.06, size=(19, 3)).astype(np.float32),
+    "matrix": _hue_matrix(30.0, 0.75),
+    "gain": np.array([0.75, 0.90, 1.10], dtype=np.float32),
     "haze": np.array([0.10, 0.10, 0.12], dtype=np.float32),
     "gamma": 0.8,
 }

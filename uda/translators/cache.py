@@ -38,10 +38,10 @@ def write_png(image: torch.Tensor, path: str | os.PathLike) -> None:
 
 
 def image_relpath(dataset: Any, index: int, name: str | None, suffix: str) -> str:
-    """The relative path of a dataset image, as ``images_root`` expects it.
+    """The relative path of a dataset image inside the cache.
 
-    Uses ``dataset.image_relpath(index)`` when the dataset provides it (the file datasets know their
-    layout), else ``name + suffix``.
+    ``dataset.image_relpath(index)`` when the dataset provides it, else ``name + suffix`` (the file datasets
+    read ``images_root/<name>.png``).
     """
     fn = getattr(dataset, "image_relpath", None)
     if callable(fn):
@@ -51,14 +51,22 @@ def image_relpath(dataset: Any, index: int, name: str | None, suffix: str) -> st
     return f"{name}{suffix}"
 
 
+def _name_without_loading(dataset: Any, index: int) -> str | None:
+    samples = getattr(dataset, "samples", None)
+    try:
+        name = samples[index].name if samples is not None else None
+    except (IndexError, AttributeError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def _pending(dataset: Any, out_dir: Path, suffix: str, counts: dict[str, int]) -> Iterator[tuple[Path, dict[str, Any]]]:
-    has_relpath = callable(getattr(dataset, "image_relpath", None))
     for i in range(len(dataset)):
-        if has_relpath:  # skip without decoding the image
-            dest = out_dir / image_relpath(dataset, i, None, suffix)
-            if dest.is_file():
-                counts["skipped"] += 1
-                continue
+        name = _name_without_loading(dataset, i)
+        known = name is not None or callable(getattr(dataset, "image_relpath", None))
+        if known and (out_dir / image_relpath(dataset, i, name, suffix)).is_file():  # skip without decoding
+            counts["skipped"] += 1
+            continue
         item = dataset[i]
         dest = out_dir / image_relpath(dataset, i, item.get("name"), suffix)
         if dest.is_file():
@@ -87,8 +95,9 @@ def translate_dataset(
 
     Args:
         translator: a translator, called as ``translator(batch, target)`` in eval mode.
-        dataset: a dataset whose items carry ``"image"`` (3, H, W) in [0, 1] and ``"name"``; if it has an
-            ``image_relpath(index)`` method, that path is used (and existing files are skipped unread).
+        dataset: a dataset whose items carry ``"image"`` (3, H, W) in [0, 1] and ``"name"``. Existing files
+            are skipped without decoding when the dataset exposes ``samples[i].name`` (the file datasets) or an
+            ``image_relpath(index)`` method (whose path is then used instead of ``name + suffix``).
         out_dir: the cache root (use it as the dataset's ``images_root``).
         suffix: appended to ``item["name"]`` when the dataset has no ``image_relpath``.
         batch_size: images per translator call (consecutive images of the same size are batched).

@@ -411,14 +411,16 @@ class Trainer:
                 self._emit("on_stage_end")
                 if self.stage_idx + 1 < len(self.stages):
                     self.stage_idx, self.stage_iter = self.stage_idx + 1, 0
-            self.stage_idx = len(self.stages) - 1
-            self.stage_iter = self.stages[-1].iters
+                else:
+                    break
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+        try:
             result = self.final_evaluation()
             self._emit("on_train_end")
             return result
         finally:
-            for s, h in handlers.items():
-                signal.signal(s, h)
             if self._tb is not None:
                 self._tb.close()
 
@@ -450,7 +452,7 @@ class Trainer:
                               "lr": opt_g.param_groups[0]["lr"], "it_per_s": rate, "skipped": self.skipped})
                     bar.set_postfix({k: f"{v:.3g}" for k, v in list(self.last_losses.items())[:4]}, refresh=False)
                     self._emit("on_log")
-                if self._stop_requested:
+                if self._stop_requested or (not self.dist.enabled and self._signal is not None):
                     path = self.save_checkpoint()
                     D.barrier()
                     name = signal.Signals(self._signal).name if self._signal else "a signal on another rank"
@@ -469,17 +471,20 @@ class Trainer:
             bar.close()
 
     # ------------------------------------------------------------------------------------ evaluation
-    def evaluate(self, final: bool = False) -> dict[str, Any] | None:
-        """Evaluate the segmentation network on the validation set (rank 0; the others wait); log and draw."""
+    def evaluate(self, final: bool = False) -> dict[str, Any]:
+        """Evaluate the segmentation network on the validation set (every rank scores a shard; counts are
+        all-reduced), log the scores and draw the picture grids (rank 0)."""
         from ..evaluation import evaluate
 
-        result = None
+        self.recipe.eval()
+        result = evaluate(self.model, self.val_ds, self.cfg.eval, device=self.device, protocol=self.cfg.eval.protocol,
+                          source=self.cfg.data.source.name, rank=self.dist.rank, world_size=self.dist.world_size,
+                          progress=final and self.is_main)
         if self.is_main:
-            self.recipe.eval()
-            report_dir = self.out_dir if final else None
-            result = evaluate(self.model, self.val_ds, self.cfg.eval, device=self.device,
-                              protocol=self.cfg.eval.protocol, report_dir=report_dir)
             scores = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            for k, v in (result.get("label_free") or {}).items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    scores[f"label_free/{k}"] = v
             self.log({"stage": "seg", "iter": self.stage_iter, "global_iter": self.global_iter, "eval": scores})
             self._pictures()
         D.barrier()

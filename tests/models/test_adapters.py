@@ -62,7 +62,7 @@ def test_smp_segformer_and_deeplabv3plus():
     out = m(torch.rand(1, 3, 64, 64))
     assert out.logits.shape == (1, 3, 64, 64) and out.aux is None
     assert "stem" not in m.feature_info and m.feature_info["layer1"] == uda.LevelInfo(32, 4)
-    m = uda.create("model", "smp", arch="deeplabv3plus", encoder_name="resnet18", num_classes=3)
+    m = uda.create("model", "smp", arch="deeplabv3plus", encoder_name="tu-resnet10t", num_classes=3)
     assert m.feature_info["layer4"] == uda.LevelInfo(512, 16) and m.feature_info["decoder"].stride == 4
     assert m.output_stride == 1
 

@@ -109,5 +109,5 @@ def test_unknown_layout_and_corrupt_file(tmp_path):
     with pytest.raises(uda.CheckpointError, match="unrecognised weights layout"):
         load_weights(_model(), tmp_path / "odd.pth")
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(uda.CheckpointError, match="bad.pth"):
+    with pytest.raises(uda.CheckpointError, match=r"bad\.pth"):
         load_weights(_model(), tmp_path / "bad.pth")

@@ -145,7 +145,7 @@ def test_corrupt_checkpoints_fall_back_to_previous(tmp_path, tiny):
     (ck / "iter_0000002.pt").write_bytes(b"garbage")
     for name in ("iter_0000004.pt", "last.pt"):
         (ck / name).write_bytes(b"garbage")
-    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="iter_0000002.pt"):
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match=r"iter_0000002\.pt"):
         load_latest_checkpoint(ck)
 
 
@@ -171,7 +171,7 @@ def test_checkpoint_write_failure_keeps_last_good(tmp_path, monkeypatch, tiny):
         return real(obj, path)
 
     monkeypatch.setattr(ckpt_mod, "save_checkpoint", flaky)
-    with pytest.raises(UdaError, match="iter_0000002.pt.*intact"):
+    with pytest.raises(UdaError, match=r"iter_0000002\.pt.*intact"):
         train(tiny("source_only_synthetic", "trainer.max_iters=6", "trainer.checkpoint_every=2"), tmp_path)
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["global_iter"] == 2
     assert not list((tmp_path / "checkpoints").glob(".*.tmp"))

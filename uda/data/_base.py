@@ -96,11 +96,18 @@ class SegmentationFiles(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def load_label(self, sample: Sample) -> torch.Tensor:
-        """The full-resolution uint8 trainIds of a sample (unknown ids raise)."""
+    def load_label(self, sample: Sample, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """The uint8 trainIds of a sample, resized (nearest) to ``size=(W, H)`` if given.
+
+        Unknown ids are looked for at full resolution (they raise); 8-bit ids are resized before the table
+        lookup, which is then done on fewer pixels.
+        """
         assert sample.label is not None and self.label_map is not None
         raw = decode_label_png(sample.label, channel=self.label_channel)
-        return self.label_map.apply(raw, sample.label)
+        self.label_map.check(raw, sample.label)
+        if raw.dtype == torch.uint8:
+            return self.label_map.apply(resize_label(raw, size), sample.label, check=False)
+        return resize_label(self.label_map.apply(raw, sample.label, check=False), size)
 
     def load(self, index: int) -> dict[str, Any]:
         """Decode one sample without any bad-sample handling (errors raise)."""
@@ -108,9 +115,7 @@ class SegmentationFiles(Dataset):
         img = decode_rgb(sample.image)
         out: dict[str, Any] = {}
         if self.has_labels:
-            label = self.load_label(sample)
-            size = self.size or (img.shape[-1], img.shape[-2])
-            out["label"] = resize_label(label, size).long()
+            out["label"] = self.load_label(sample, self.size or (img.shape[-1], img.shape[-2])).long()
         out["image"] = resize_image(img, self.size, self.interpolation)
         out["name"] = sample.name
         out["index"] = index

@@ -146,16 +146,8 @@ class LabelMap:
         present = torch.nonzero(counts).flatten().tolist()
         return [v for v in present if v not in self.known]
 
-    def apply(self, raw: torch.Tensor, path: Path | str) -> torch.Tensor:
-        """Map raw ids to uint8 trainIds; unknown ids raise a :class:`DataError` naming ``path``.
-
-        Args:
-            raw: (H, W) uint8/uint16 raw ids.
-            path: the file, for the message.
-
-        Returns:
-            (H, W) uint8 trainIds (255 = ignore).
-        """
+    def check(self, raw: torch.Tensor, path: Path | str) -> None:
+        """Raise a :class:`DataError` naming ``path`` when ``raw`` holds ids the map does not know."""
         bad = self.unknown_values(raw)
         if bad:
             shown = ", ".join(map(str, bad[:8])) + (" …" if len(bad) > 8 else "")
@@ -163,6 +155,20 @@ class LabelMap:
                 f"{path}: label values {shown} are not {self.name} (known: {_ranges(self.known)}); "
                 "fix the file or give a label map that lists them"
             )
+
+    def apply(self, raw: torch.Tensor, path: Path | str, *, check: bool = True) -> torch.Tensor:
+        """Map raw ids to uint8 trainIds; unknown ids raise a :class:`DataError` naming ``path``.
+
+        Args:
+            raw: (H, W) uint8/uint16 raw ids.
+            path: the file, for the message.
+            check: look for unknown ids first (skip only when ``raw`` was already checked).
+
+        Returns:
+            (H, W) uint8 trainIds (255 = ignore).
+        """
+        if check:
+            self.check(raw, path)
         size = 256 if raw.dtype == torch.uint8 else 65536
         lut, _ = self._cached(size)
         arr = raw.numpy() if raw.dtype == torch.uint8 else raw.to(torch.int32).numpy()

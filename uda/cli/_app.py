@@ -47,7 +47,7 @@ class UdaGroup(click.Group):
         try:
             rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:  # bare `uda` or `uda data`: show the help
-            e.show()
+            click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
             sys.exit(0)
         except click.UsageError as e:
             if debug:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -158,9 +156,6 @@ def train_cmd(
     run_dir = Path(out) if out else Path("runs") / cfg.name
     if resume and not (run_dir / "checkpoints").is_dir():
         raise UdaError(f"--resume: no checkpoints in {run_dir}; pass the --out folder of the run to continue")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "command.txt", "a", encoding="utf-8") as f:
-        f.write(shlex.join(["uda", *sys.argv[1:]]) + "\n")
     click.echo(f"training {cfg.name} ({cfg.recipe.name}, {cfg.trainer.max_iters} iterations) into {run_dir}", err=True)
     result = train(cfg, run_dir, resume=resume)
     click.echo(format_table(result))

@@ -143,24 +143,14 @@ def load_model(
         ``(model in eval mode on the CPU, the run's config or None)``.
     """
     from .. import create
-    from .._io import load_checkpoint
     from ..models import load_weights
 
     ckpt_path = find_checkpoint(path)
-    ckpt = load_checkpoint(ckpt_path)
     cfg = run_config(ckpt_path, overrides)
     if cfg is not None and model_name is None:
         mc = cfg.model
         model = create("model", mc.name, num_classes=num_classes or mc.num_classes, **dict(mc.options))
     else:
         model = create("model", model_name or "deeplabv2", num_classes=num_classes or 19)
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
-        try:
-            model.load_state_dict(ckpt["model"])
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise CheckpointError(f"{ckpt_path}: the weights do not fit model '{type(model).__name__}' ({first}); "
-                                  "pass --model NAME matching the checkpoint") from None
-    else:
-        load_weights(model, ckpt_path)
+    load_weights(model, ckpt_path)  # our run checkpoints and the original layouts alike
     return model.eval(), cfg

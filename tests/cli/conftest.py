@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny synthetic trees in real layouts and one tiny trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from uda.cli import main
+
+SIZE = "64x32"
+
+
+def invoke(*args: str):
+    """Run ``uda ARGS`` in-process; stdout and stderr are kept apart."""
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    out = {"gta5": root / "GTA5", "cityscapes": root / "cityscapes"}
+    r = invoke("data", "synth", "--out", out["gta5"], "--domain", "source", "--layout", "gta5", "--num", "4",
+               "--size", SIZE)
+    assert r.exit_code == 0, r.output
+    r = invoke("data", "synth", "--out", out["cityscapes"], "--domain", "target", "--layout", "cityscapes",
+               "--num", "2", "--size", SIZE, "--seed", "1")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+TINY = [
+    "--set", "trainer.max_iters=2", "--set", "trainer.checkpoint_every=2", "--set", "trainer.tensorboard=false",
+    "--set", f"data.source.size={SIZE}", "--set", f"data.target.size={SIZE}", "--set", f"eval.size={SIZE}",
+    "--set", "data.batch_size=2", "--device", "cpu",
+]
+
+
+@pytest.fixture(scope="session")
+def run_dir(trees: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``uda train`` of a tiny source-only model on the synthetic GTA5 → Cityscapes trees."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    r = invoke("train", "source_only_synthetic", "--source", f"gta5:{trees['gta5']}",
+               "--target", f"cityscapes:{trees['cityscapes']}", "--out", out, "--seed", "3", *TINY)
+    assert r.exit_code == 0, r.output
+    return out

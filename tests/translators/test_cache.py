@@ -160,3 +160,20 @@ def test_cache_reads_back_through_images_root(tmp_path):
         a, b = ds[i], cached[i]
         assert torch.equal(a["label"], b["label"])
         assert torch.allclose(b["image"], fda(a["image"][None], target)[0], atol=1 / 255 + 1e-6)
+
+
+def test_load_translator_from_a_training_checkpoint(tmp_path):
+    """uda.engine checkpoints hold the translator's state dict; its name comes from the saved config."""
+    from uda._io import save_checkpoint
+
+    tr = uda.create("translator", "cyclegan_tiny", ngf=4)
+    config = {"recipe": {"name": "mlfa", "translator": "cyclegan_tiny", "translator_options": {"ngf": 4}}}
+    (tmp_path / "checkpoints").mkdir()
+    save_checkpoint({"model": {}, "translator": tr.state_dict(), "config": config}, tmp_path / "checkpoints/last.pt")
+    back = load_translator(tmp_path)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(back(x), tr.eval()(x))
+    save_checkpoint({"model": {}, "translator": None, "config": {"recipe": {}}}, tmp_path / "none.pt")
+    with pytest.raises(uda.CheckpointError, match="holds no translator"):
+        load_translator(tmp_path / "none.pt")

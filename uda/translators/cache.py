@@ -208,7 +208,9 @@ TRANSLATOR_FILES = ("translator.pt", "checkpoints/translator.pt", "checkpoints/l
 def load_translator(path_or_run_dir: str | os.PathLike, *, map_location: Any = "cpu") -> Translator:
     """Restore a saved translator from a checkpoint file or a run directory.
 
-    A checkpoint holds ``{"translator": {"name", "kwargs", "state_dict"}}`` (or those keys at the top level).
+    A checkpoint holds ``{"translator": {"name", "kwargs", "state_dict"}}`` (or those keys at the top level),
+    or is a training checkpoint of :mod:`uda.engine` (``"translator"``: a state dict; the name and options
+    come from its saved ``config.recipe.translator`` / ``translator_options``).
     For a directory, the first of ``translator.pt``, ``checkpoints/translator.pt``, ``checkpoints/last.pt``
     that exists is read.
 
@@ -232,6 +234,15 @@ def load_translator(path_or_run_dir: str | os.PathLike, *, map_location: Any = "
         path = found
     ckpt = load_checkpoint(path, map_location=map_location)
     entry = ckpt.get("translator", ckpt) if isinstance(ckpt, dict) else None
+    if isinstance(entry, dict) and "name" not in entry and entry is not ckpt:
+        # A training checkpoint (uda.engine): the translator's bare state dict, its name in the saved config.
+        recipe = (ckpt.get("config") or {}).get("recipe") or {}
+        if recipe.get("translator"):
+            entry = {
+                "name": recipe["translator"],
+                "kwargs": recipe.get("translator_options") or {},
+                "state_dict": entry,
+            }
     if not isinstance(entry, dict) or "name" not in entry or "state_dict" not in entry:
         raise CheckpointError(
             f"{path}: holds no translator (expected a 'translator' entry with name/kwargs/state_dict)"

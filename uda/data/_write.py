@@ -13,6 +13,7 @@ from PIL import Image
 
 from .._errors import DataError
 from ..labels import TRAINID_TO_SYNTHIA_ID, build_lut, palette_array, trainid_to_labelid_lut
+from ._decode import parse_size_arg
 from .synthetic import VAL_OFFSET, render_scene
 
 LAYOUTS = ("gta5", "synthia", "cityscapes")
@@ -59,7 +60,7 @@ def write_synthetic(
     domain: str = "source",
     layout: str = "gta5",
     num: int = 10,
-    size: tuple[int, int] = (256, 128),
+    size: tuple[int, int] | str = (256, 128),
     seed: int = 0,
     *,
     splits: tuple[str, ...] = ("train", "val"),
@@ -74,7 +75,7 @@ def write_synthetic(
             instance id 0 in the others) or ``"cityscapes"`` (``leftImg8bit/<split>/<city>/…_leftImg8bit.png``,
             ``gtFine/…_gtFine_labelIds.png`` and ``…_gtFine_labelTrainIds.png``).
         num: scenes per split.
-        size: ``(W, H)``.
+        size: ``(W, H)`` or ``"WxH"``.
         seed: the synthetic seed (the same scenes as ``uda.create("dataset", "synthetic", seed=seed, ...)``).
         splits: Cityscapes only: the splits to write (train cities aachen/bochum/bremen, val frankfurt/lindau/munster;
             val scenes are the synthetic ``val`` split).
@@ -91,6 +92,7 @@ def write_synthetic(
         raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     if num < 1:
         raise DataError(f"num must be ≥ 1, not {num}")
+    size = parse_size_arg(size) or (256, 128)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)

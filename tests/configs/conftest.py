@@ -1,0 +1,38 @@
+"""Tiny experiment configs for the engine tests: 64x32 synthetic images, a 4-wide DeepLab-v2, fp32 CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from uda.config import load_config
+
+TINY = [
+    "data.source.size=64x32", "data.target.size=64x32", "data.val.size=64x32", "eval.size=64x32",
+    "data.source.options.num=8", "data.target.options.num=8", "data.val.options.num=2", "data.batch_size=2",
+    "model.options.width=4", "trainer.log_every=1", "trainer.tensorboard=false", "trainer.device=cpu",
+    "trainer.eval_every=0",
+]
+
+
+def tiny_config(name: str = "source_only_synthetic", *overrides: str):
+    """A built-in ``*_synthetic`` config shrunk to test size, plus ``overrides``."""
+    recipe = load_config(name).recipe
+    extra = ["recipe.translator_iters=2"] if "translator_iters" in recipe.__dict__ else []
+    if getattr(recipe, "feature_alignment", None) == "multilevel":  # 3 stride-2 convs need >= 16x8 stride-8 maps
+        extra += [f"{k}=128x64" for k in ("data.source.size", "data.target.size", "data.val.size", "eval.size")]
+    return load_config(name, [*TINY, *extra, *overrides])
+
+
+@pytest.fixture
+def tiny():
+    """The :func:`tiny_config` factory."""
+    return tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

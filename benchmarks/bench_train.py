@@ -102,7 +102,8 @@ def build_trainer(recipe: str, *, model: str, src_size: str, tgt_size: str, batc
     """A built Trainer for ``<recipe>_synthetic`` with the given model/sizes, fed by preloaded batches."""
     sets = [f"data.source.size={src_size}", f"data.target.size={tgt_size}", f"data.batch_size={batch}",
             f"model.name={model}", "trainer.tensorboard=false", "trainer.max_iters=100000", "data.num_workers=0"]
-    if model == "deeplabv2":  # the paper's discriminators for the full network
+    if model == "deeplabv2":  # the paper's lr and discriminators for the full (random-init) network
+        sets += ["optim.generator.lr=2.5e-4", "trainer.nonfinite=skip"]
         if recipe in ("adaptsegnet", "advent"):
             sets.append("recipe.discriminator=fc")
         if recipe == "mlfa":
@@ -158,7 +159,7 @@ def measure_recipe(recipe: str, *, model: str, src_size: str, tgt_size: str, bat
                 "images_per_s": 2 * batch / s, "gflops_per_it": flops / 1e9,
                 "mfu": flops / s / matmul_rate if matmul_rate else None,
                 "peak_rss_growth_mib": round(rss.growth_mib, 1), "peak_rss_mib": round(rss.peak_mib, 1),
-                "peak_cuda_mib": peak_cuda,
+                "peak_cuda_mib": peak_cuda, "skipped_steps": tr.skipped,
             })
         tr = None  # free the trainer before the next recipe
     gc.collect()

@@ -78,9 +78,13 @@ class SegmentationFiles(Dataset):
         self.num_skipped = 0
         """Bad samples skipped by this process (worker processes count their own; the loader sums them)."""
         if self.excluded:
-            head = "; ".join(self.excluded[:5]) + (f"; … ({len(self.excluded)} in all)" if len(self.excluded) > 5 else "")
+            head = "; ".join(self.excluded[:5]) + (
+                f"; … ({len(self.excluded)} in all)" if len(self.excluded) > 5 else ""
+            )
             if on_bad_sample == "stop":
-                raise DataError(f"{dataset}: {head}. Restore the files, or set data.on_bad_sample=skip to leave them out")
+                raise DataError(
+                    f"{dataset}: {head}. Restore the files, or set data.on_bad_sample=skip to leave them out"
+                )
             warnings.warn(f"{dataset}: leaving out {len(self.excluded)} sample(s): {head}", stacklevel=3)
 
     @property

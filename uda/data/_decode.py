@@ -22,7 +22,9 @@ from ..labels import IGNORE_INDEX
 
 # torchvision 0.29 marks its image codecs deprecated in favour of TorchCodec; they are still the fastest PNG path
 # here, so the notice is silenced for these calls only (see docs/datasets.md).
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning)
+warnings.filterwarnings(
+    "ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning
+)
 
 _INTERP = {"bicubic": TF.InterpolationMode.BICUBIC, "bilinear": TF.InterpolationMode.BILINEAR}
 

@@ -19,7 +19,9 @@ from .._registry import register
 class NoAugmentation(nn.Module):
     """Identity: returns ``(image, label)`` unchanged."""
 
-    def forward(self, image: torch.Tensor, label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, image: torch.Tensor, label: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         return image, label
 
 
@@ -75,7 +77,9 @@ class StandardAugmentation(nn.Module):
             )
         return self._pipes[key]
 
-    def forward(self, image: torch.Tensor, label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, image: torch.Tensor, label: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         h, w = image.shape[-2:]
         pipe = self._pipe(h, w)
         if label is None:

@@ -15,9 +15,7 @@ from ._base import SegmentationFiles
 from ._decode import decode_label_png, decode_rgb
 
 
-def check_dataset(
-    dataset: str, root: str | Path | None = None, split: str = "train", **options: Any
-) -> dict[str, Any]:
+def check_dataset(dataset: str, root: str | Path | None = None, split: str = "train", **options: Any) -> dict[str, Any]:
     """Check a dataset on disk without stopping at the first problem.
 
     Every image and label is decoded at full resolution. Problems are one line each, starting with the file:

@@ -31,8 +31,14 @@ def list_pairs(
         return [Sample(k, v, None) for k, v in sorted(images.items())], []
     require_dir(root / label_dir, dataset, "label folder", f"--root must contain {label_dir}/ (or load without labels)")
     label_files = {p.stem: p for p in sorted((root / label_dir).glob(pattern))}
-    problems = [f"{images[k]}: no label file {root / label_dir / images[k].name}" for k in sorted(images.keys() - label_files.keys())]
-    problems += [f"{label_files[k]}: no image file {root / image_dir / label_files[k].name}" for k in sorted(label_files.keys() - images.keys())]
+    problems = [
+        f"{images[k]}: no label file {root / label_dir / images[k].name}"
+        for k in sorted(images.keys() - label_files.keys())
+    ]
+    problems += [
+        f"{label_files[k]}: no image file {root / image_dir / label_files[k].name}"
+        for k in sorted(label_files.keys() - images.keys())
+    ]
     samples = [Sample(k, images[k], label_files[k]) for k in sorted(images.keys() & label_files.keys())]
     return samples, problems
 

@@ -46,7 +46,9 @@ def build_dataset(cfg: DatasetConfig, *, labels: bool = True, on_bad_sample: str
     if cfg.root is not None:
         opts["root"] = cfg.root
     elif cfg.name != "synthetic":
-        raise DataError(f"dataset '{cfg.name}' needs a root folder; set data.*.root or pass --source/--target NAME:ROOT")
+        raise DataError(
+            f"dataset '{cfg.name}' needs a root folder; set data.*.root or pass --source/--target NAME:ROOT"
+        )
     return create("dataset", cfg.name, **opts)
 
 

@@ -56,12 +56,12 @@ def synthetic_setup() -> ExperimentConfig:
         ),
         model=ModelConfig(name="deeplabv2_tiny", num_classes=19, pretrained=None),
         optim=OptimConfig(
-            generator=OptimizerConfig(name="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, head_lr_mult=10.0,
+            generator=OptimizerConfig(name="sgd", lr=2.5e-3, momentum=0.9, weight_decay=5e-4, head_lr_mult=10.0,
                                       total_iters=None),
             discriminator=OptimizerConfig(name="adam", lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0,
                                           head_lr_mult=1.0, total_iters=None),
         ),
-        trainer=TrainerConfig(max_iters=600, checkpoint_every=200, eval_every=0, log_every=20, keep_last=2),
+        trainer=TrainerConfig(max_iters=400, checkpoint_every=200, eval_every=0, log_every=20, keep_last=2),
         eval=EvalConfig(mode="resize", size="128x64", protocol="19"),
     )
 

@@ -20,7 +20,7 @@ from ._setups import SETUPS
 # Stage 1 (CycleGAN) lengths: the paper practice is ~10 + 10 epochs at batch 4 on 452x452 crops; here 100k steps at
 # batch 1 with linear decay over the second half (or reuse a trained translator / a translated cache).
 _PAPER_TRANSLATOR = {"translator": "cyclegan", "translator_iters": 100000}
-_TINY_TRANSLATOR = {"translator": "cyclegan_tiny", "translator_iters": 300}
+_TINY_TRANSLATOR = {"translator": "cyclegan_tiny", "translator_iters": 300, "translator_crop": "64x64"}
 
 
 def _translation(setup: str) -> dict:

@@ -56,15 +56,26 @@ class TranslatorTask:
     """Stage-1 task training a CycleGAN-like translator (its own generator/discriminator losses and parameters).
 
     Args:
+        crop: train on random ``(W, H)`` crops of both batches (``None``: full images).
         translator: a translator with ``generator_losses(source, target)``, ``discriminator_losses(state)``,
             ``generator_parameters()``, ``discriminator_parameters()`` and ``discriminator_modules()``.
     """
 
-    def __init__(self, translator: nn.Module) -> None:
+    def __init__(self, translator: nn.Module, crop: tuple[int, int] | None = None) -> None:
         self.translator = translator
+        self.crop = crop
+
+    def _crop(self, x: torch.Tensor) -> torch.Tensor:
+        # CycleGAN practice: train on random crops (the generator is fully convolutional); torch RNG → resumable
+        if self.crop is None:
+            return x
+        w, h = self.crop
+        top = int(torch.randint(0, max(1, x.shape[-2] - h + 1), ()))
+        left = int(torch.randint(0, max(1, x.shape[-1] - w + 1), ()))
+        return x[..., top:top + h, left:left + w]
 
     def generator_losses(self, src: dict, tgt: dict) -> tuple[dict[str, torch.Tensor], Any]:
-        return self.translator.generator_losses(src["image"], tgt["image"])
+        return self.translator.generator_losses(self._crop(src["image"]), self._crop(tgt["image"]))
 
     def discriminator_losses(self, state: Any) -> dict[str, torch.Tensor]:
         return self.translator.discriminator_losses(state)

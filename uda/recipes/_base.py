@@ -15,7 +15,7 @@ from torch import nn
 from .._errors import CheckpointError
 from .._io import load_checkpoint
 from .._registry import create
-from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig
+from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
 from ..engine._optim import duplicated_backbone_params
 from ..engine.stage import Stage, TranslatorTask
 from ..losses._functional import seg_ce
@@ -33,6 +33,7 @@ class TranslationConfig(RecipeConfig):
         translator_iters: length of stage 1 (CycleGAN training); 0 skips it.
         translator_optim: stage-1 optimizer of generators and discriminators (CycleGAN: Adam 2e-4, (0.5, 0.999),
             constant then linear decay).
+        translator_crop: stage 1 trains on random ``WxH`` crops (CycleGAN practice; ``None``: full images).
         translated_root: a translated source cache (``uda translate``): source images are read from it and
             no on-the-fly translation or stage 1 happens.
     """
@@ -48,6 +49,7 @@ class TranslationConfig(RecipeConfig):
         )
     )
     translated_root: str | None = None
+    translator_crop: str | None = None
 
 
 class Recipe(nn.Module):
@@ -140,7 +142,8 @@ class Recipe(nn.Module):
         stages = []
         if self.translator is not None and self._translator_trainable():
             cfg = self.cfg
-            stages.append(Stage("translator", TranslatorTask(self.translator), cfg.translator_iters,
+            task = TranslatorTask(self.translator, parse_size(cfg.translator_crop, "recipe.translator_crop"))
+            stages.append(Stage("translator", task, cfg.translator_iters,
                                 cfg.translator_optim, cfg.translator_optim))
         d_opt = exp.optim.discriminator if self.discriminator_parameters() else None
         stages.append(Stage("seg", self, exp.trainer.max_iters, exp.optim.generator, d_opt))

@@ -1,0 +1,99 @@
+"""Every ``*_synthetic`` recipe x 3 seeds on the built-in synthetic pair: target mIoU (mean ± std) and wall time.
+
+Also the synthetic-pair gap: the source-only model evaluated on source val vs target val.
+Writes ``benchmarks/results/recipes.json`` and ``.md``. ``--smoke`` runs 2 iterations of each at 64x32 (CI).
+
+Usage:
+    python benchmarks/bench_recipes.py [--seeds 0 1 2] [--only mlfa source_only] [--smoke] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch
+from _common import DEFAULT_OUT, header, machine_line, md_table, write_results
+
+import uda
+from uda.config import load_config
+from uda.data import build_dataset
+from uda.engine import Trainer
+from uda.evaluation import evaluate
+
+SMOKE = ["data.source.size=64x32", "data.target.size=64x32", "data.val.size=64x32", "eval.size=64x32",
+         "data.val.options.num=2", "trainer.max_iters=2", "model.options.width=4"]
+
+
+def run(name: str, seed: int, smoke: bool, workdir: Path) -> dict:
+    cfg = load_config(name)
+    over = [f"trainer.seed={seed}", "trainer.tensorboard=false", "trainer.log_every=100"]
+    if smoke:
+        over += SMOKE + (["recipe.translator_iters=1"] if hasattr(cfg.recipe, "translator_iters") else [])
+        if getattr(cfg.recipe, "feature_alignment", None) == "multilevel":
+            over = [o.replace("64x32", "128x64") for o in over]
+    cfg = load_config(name, over)
+    start = time.perf_counter()
+    tr = Trainer(cfg, workdir / f"{name}_{seed}")
+    result = tr.fit()
+    row = {"config": name, "seed": seed, "miou": result["miou"], "seconds": time.perf_counter() - start}
+    if cfg.recipe.name == "source_only":  # the synthetic pair's gap: same model on source val
+        src_val = build_dataset(cfg.data.val.__class__(**{**cfg.data.val.__dict__,
+                                                        "options": {**cfg.data.val.options, "domain": "source"}}))
+        row["source_val_miou"] = evaluate(tr.model, src_val, cfg.eval, device="cpu", progress=False)["miou"]
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--only", nargs="+", default=None, help="recipe config prefixes (e.g. mlfa source_only)")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    names = [n for n in uda.list_components("config", "*_synthetic")
+             if args.only is None or n.removesuffix("_synthetic") in args.only]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            for seed in args.seeds:
+                rows.append(run(name, seed, args.smoke, Path(tmp)))
+                print(json.dumps(rows[-1]), flush=True)
+    table = []
+    base = None
+    for name in names:
+        r = [x for x in rows if x["config"] == name]
+        m = [x["miou"] for x in r]
+        entry = {"config": name, "miou_mean": statistics.mean(m), "miou_std": statistics.pstdev(m),
+                 "seconds_mean": statistics.mean(x["seconds"] for x in r), "seeds": [x["seed"] for x in r],
+                 "miou": m}
+        if "source_val_miou" in r[0]:
+            entry["source_val_miou_mean"] = statistics.mean(x["source_val_miou"] for x in r)
+        if name == "source_only_synthetic":
+            base = entry["miou_mean"]
+        table.append(entry)
+    for e in table:
+        e["gain_vs_source_only"] = None if base is None else e["miou_mean"] - base
+    result = {**header(), "smoke": args.smoke, "runs": rows, "summary": table}
+    md_rows = [{"config": e["config"], "target mIoU": f"{e['miou_mean']:.2f} ± {e['miou_std']:.2f}",
+                "gain vs source only": "" if e["gain_vs_source_only"] is None else f"{e['gain_vs_source_only']:+.2f}",
+                "wall s (mean)": f"{e['seconds_mean']:.0f}"} for e in table]
+    md = "# Recipes on the synthetic pair (target val mIoU, mean ± std over seeds)\n\n" + md_table(md_rows)
+    so = next((e for e in table if "source_val_miou_mean" in e), None)
+    if so:
+        md += (f"\n\nSynthetic-pair gap (source-only model): source val {so['source_val_miou_mean']:.2f} mIoU vs "
+               f"target val {so['miou_mean']:.2f} mIoU.\n")
+    md += f"\n{machine_line(result)}\n"
+    write_results(args.out, "recipes_smoke" if args.smoke else "recipes", result, md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Smoke runs of the benchmark scripts (bench_train, bench_scaling, bench_augment) and checks of their baselines.
+
+The scripts run in-process with ``--smoke`` into a temporary folder; the tests check the JSON they write (keys,
+machine description, finite positive timings) and the Markdown next to it. The plain AdvEnt loop, the baseline
+of the "no overhead from modularity" target, is checked to perform the same update as the engine's ``advent``
+recipe: otherwise the speed comparison would compare different work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_augment  # noqa: E402
+import bench_scaling  # noqa: E402
+import bench_train  # noqa: E402
+from _common import interleaved, md_table  # noqa: E402
+from plain_advent_loop import PlainAdvEnt  # noqa: E402
+
+MACHINE_KEYS = {"platform", "cpu", "cores", "torch", "threads", "load_average"}
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def _load(out: Path, name: str) -> dict:
+    data = json.loads((out / f"{name}.json").read_text())
+    assert (out / f"{name}.md").read_text().startswith("# ")
+    assert {"command", "date", "machine"} <= set(data)
+    assert set(data["machine"]) >= MACHINE_KEYS
+    assert "--smoke" in data["command"]
+    return data
+
+
+@pytest.mark.slow
+def test_bench_train_smoke(tmp_path):
+    bench_train.main(["--smoke", "--out", str(tmp_path)])
+    data = _load(tmp_path, "train_smoke")
+    assert data["matmul_gflops"] > 0
+    stages = {(r["recipe"], r["stage"]) for r in data["recipes"]}
+    assert {("source_only", "seg"), ("advent", "seg"), ("mlfa", "translator"), ("mlfa", "seg")} <= stages
+    for r in data["recipes"]:
+        assert r["s_per_it"] > 0 and r["images_per_s"] > 0 and r["gflops_per_it"] > 0
+        assert 0 < r["mfu"] < 1.5  # a fraction of the measured matmul rate (small kernels stay well below it)
+        assert r["peak_rss_growth_mib"] >= 0
+    # AdvEnt has discriminators: more FLOPs per iteration than source-only at the same size.
+    flops = {r["recipe"]: r["gflops_per_it"] for r in data["recipes"] if r["stage"] == "seg"}
+    assert flops["advent"] > flops["source_only"]
+    (ov,) = data["overhead"]
+    assert ov["gflops_engine"] == pytest.approx(ov["gflops_plain"])  # same arithmetic on both sides
+    assert len(ov["engine_times_s"]) == len(ov["plain_times_s"]) == ov["repeats"]
+    assert math.isfinite(ov["ratio_of_medians"]) and isinstance(ov["met"], bool)
+    assert data["amp"] is None  # CPU run
+
+
+@pytest.mark.slow
+def test_bench_scaling_smoke(tmp_path):
+    bench_scaling.main(["--smoke", "--out", str(tmp_path)])
+    data = _load(tmp_path, "scaling_smoke")
+    ar = data["allreduce"]
+    assert ar["world"] == 2 and ar["busbw_gb_s"] > 0 and len(ar["times_s"]) == 2
+    m = data["model"]
+    assert m["grad_bytes"] == pytest.approx(178.4e6)
+    assert m["flops_per_iteration"]["iteration"] > 1e12  # DeepLab-v2 at 1280x720 + 1024x512: TFLOPs
+    for row in m["rows"]:
+        effs = [row[f"eff N={n}"] for n in (2, 4, 8)]
+        assert all(0 < e <= 1 for e in effs) and effs == sorted(effs, reverse=True)
+
+
+def test_scaling_model():
+    # No communication cost at N=1; a ring all-reduce moves 2(N-1)/N of the bytes.
+    assert bench_scaling.predict(1.0, 178e6, 1, 10e9) == 1.0
+    assert bench_scaling.predict(1.0, 100e6, 2, 10e9, alpha=0.0) == pytest.approx(1.01)
+    assert bench_scaling.predict(1.0, 100e6, 4, 10e9, alpha=0.0) == pytest.approx(1.015)
+    assert bench_scaling.grad_numel("deeplabv2_tiny") > 0
+
+
+@pytest.mark.slow
+def test_bench_augment_smoke(tmp_path):
+    bench_augment.main(["--smoke", "--out", str(tmp_path), "--device", "cpu"])
+    data = _load(tmp_path, "augment_smoke")
+    (row,) = data["rows"]
+    assert row["cpu_s_per_batch"] > 0 and row["cpu_images_per_s"] > 0 and "gpu_speedup" not in row
+
+
+def test_plain_loop_matches_engine_advent(tmp_path):
+    """One plain AdvEnt step from the same weights gives the same model and discriminators as the engine's."""
+    torch.set_num_threads(1)
+    tr = bench_train.build_trainer("advent", model="deeplabv2_tiny", src_size="64x32", tgt_size="64x32", batch=2,
+                                   device=torch.device("cpu"), run_dir=str(tmp_path), extra=["model.options.width=4"])
+    stage = next(s for s in tr.stages if s.name == "seg")
+    tr._set_modes(stage)
+    net = bench_train.uda.create("model", "deeplabv2_tiny", num_classes=19, width=4)
+    net.load_state_dict(tr.model.state_dict())
+    g = tr.cfg.optim.generator
+    plain = PlainAdvEnt(net, num_classes=19, ndf=8, lr=g.lr, momentum=g.momentum, weight_decay=g.weight_decay,
+                        max_iters=tr.cfg.trainer.max_iters)
+    discs = tr.recipe.aligner.discriminators
+    plain.d_main.load_state_dict(discs["logits"].state_dict())
+    plain.d_aux.load_state_dict(discs["aux"].state_dict())
+    plain.train()
+    src, tgt = tr.source_iter.batches[0], tr.target_iter.batches[0]
+    tr.source_iter, tr.target_iter = bench_train.Preloaded([src]), bench_train.Preloaded([tgt])
+    for _ in range(2):
+        tr.train_step(stage)
+        plain.step(src["image"], src["label"], tgt["image"])
+    for a, b in zip(tr.model.state_dict().values(), net.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(discs["logits"].parameters(), plain.d_main.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    before = [p.detach().clone() for p in net.parameters()]
+    plain.step(src["image"], src["label"], tgt["image"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))  # it does train
+
+
+def test_common_helpers():
+    calls = []
+    times = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]  # order reversed every round
+    assert len(times["a"]) == len(times["b"]) == 3
+    table = md_table([{"x": 1.23456, "y": None, "z": True}])
+    assert table.splitlines()[2] == "| 1.235 | — | yes |"

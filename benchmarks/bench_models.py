@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU; 1 avoids oversubscription)")
     ap.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
     args = ap.parse_args(argv)
 
@@ -92,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.sizes or ("128x64" if args.smoke else "1280x720,1024x512")
     iters = args.iters or (2 if args.smoke else 3)
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = uda.create("model", name, num_classes=19).to(device)
-    rows = []
+    rows: list[dict] = []
     for s in sizes.split(","):
         size = uda.config.parse_size(s)
         for backward in (False, True):
@@ -103,7 +106,13 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{name} {row['size']} {row['mode']}: {row['mean_s']:.3f} s/it, peak {row['peak_mib']} MiB", flush=True
             )
+            _write(args, name, model, device, rows, argv)  # after every row: a cut-short run keeps its numbers
+    return 0
 
+
+def _write(
+    args: argparse.Namespace, name: str, model: torch.nn.Module, device: torch.device, rows: list[dict], argv
+) -> None:
     result = {
         "model": name,
         "params": sum(p.numel() for p in model.parameters()),
@@ -138,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     ]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -63,21 +63,23 @@ def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
     return info
 
 
-def command_line() -> str:
-    """The command that produced the results, as typed (``python benchmarks/x.py --flag``)."""
-    argv = list(sys.argv)
+def command_line(script: str | None = None, argv: Sequence[str] | None = None) -> str:
+    """The command that produced the results (``python benchmarks/x.py --flag``): ``sys.argv``, or ``script``
+    with ``argv`` when a script's ``main(argv)`` is called from Python."""
+    args = [script or sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     with contextlib.suppress(ValueError):
-        argv[0] = str(Path(argv[0]).resolve().relative_to(Path.cwd()))
-    return " ".join(["python", *argv])
+        args[0] = str(Path(args[0]).resolve().relative_to(Path.cwd()))
+    return " ".join(["python", *args])
 
 
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def header(device: str | torch.device = "cpu") -> dict[str, Any]:
+def header(device: str | torch.device = "cpu", script: str | None = None,
+           argv: Sequence[str] | None = None) -> dict[str, Any]:
     """The fields every result file starts with: command, UTC date, machine."""
-    return {"command": command_line(), "date": utc_now(), "machine": machine_info(device)}
+    return {"command": command_line(script, argv), "date": utc_now(), "machine": machine_info(device)}
 
 
 def md_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     devices = [torch.device("cpu")]
     if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()):
         devices.append(torch.device("cuda" if args.device == "auto" else args.device))
-    res: dict[str, Any] = header(devices[-1])
+    res: dict[str, Any] = header(devices[-1], __file__, argv)
     res["smoke"] = args.smoke
     cases = [((128, 64), 2)] if args.smoke else [((1280, 720), 1), ((1024, 512), 1), ((1024, 512), 4)]
     res["rows"] = [measure(s, b, 2 if args.smoke else 7, devices) for s, b in cases]

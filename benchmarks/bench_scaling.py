@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="output folder for scaling.json / scaling.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    res: dict[str, Any] = header("cpu")
+    res: dict[str, Any] = header("cpu", __file__, argv)
     res["smoke"] = args.smoke
     numel = 1_000_000 if args.smoke else int(DEEPLAB_PARAMS)
     ar = measure_allreduce(numel, 2, repeats=2 if args.smoke else 5)
@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
                                               "data.batch_size=2"]}
     if not args.smoke:
         configs["deeplabv2"] = ["model.name=deeplabv2", "data.source.size=160x96", "data.target.size=160x96",
-                                "data.val.size=160x96", "data.batch_size=1", "eval.size=160x96"]
+                                "data.val.size=160x96", "data.batch_size=1", "eval.size=160x96",
+                                "optim.generator.lr=2.5e-4", "trainer.nonfinite=skip"]  # random-init ResNet-101
     iters, drop = (3, 1) if args.smoke else (12, 2)
     runs: dict[str, Any] = {}
     check_rows = []

@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    res: dict[str, Any] = header(device)
+    res: dict[str, Any] = header(device, __file__, argv)
     n = 512 if args.smoke else (8192 if cuda else 2048)
     rate = matmul_flops_per_s(device, n)
     res.update(matmul_n=n, matmul_gflops=rate / 1e9, smoke=args.smoke)

@@ -302,7 +302,9 @@ def build_page(res: dict[str, dict], results: Path, made: list[tuple[str, str]])
     if made:
         page += ["## Plots", ""]
         page += [f"![{cap}](assets/benchmarks/{f})\n\n*{cap}.*\n" for f, cap in made]
-    for key, title in SECTIONS:
+    known = {k for k, _ in SECTIONS}
+    others = [(k, f"Other results: `{k}`") for k in sorted(res) if k not in known]
+    for key, title in SECTIONS + others:
         md_path = results / f"{key}.md"
         if key not in res and not md_path.is_file():
             continue

@@ -129,7 +129,8 @@ def load_weights(
         >>> import uda, tempfile, os
         >>> from uda.models import load_weights, save_weights
         >>> m = uda.create("model", "deeplabv2_tiny", num_classes=3)
-        >>> p = os.path.join(tempfile.mkdtemp(), "w.pt"); save_weights(m, p)
+        >>> p = os.path.join(tempfile.mkdtemp(), "w.pt")
+        >>> _ = save_weights(m, p)
         >>> load_weights(uda.create("model", "deeplabv2_tiny", num_classes=3), p).layout
         'uda'
     """

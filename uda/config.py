@@ -224,9 +224,10 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
             raise ConfigError(f"{text}: the top level must be a mapping of config sections")
         base = raw.pop("_base_", None)
         data = get_builtin(base).to_dict() if base else ExperimentConfig().to_dict()
-        if "recipe" in raw and isinstance(raw["recipe"], dict) and "name" in raw["recipe"]:
-            if raw["recipe"]["name"] != data["recipe"].get("name"):
-                data["recipe"] = {"name": raw["recipe"]["name"]}
+        new_recipe = raw.get("recipe")
+        if isinstance(new_recipe, dict) and "name" in new_recipe and new_recipe["name"] != data["recipe"].get("name"):
+            data["recipe"] = {"name": new_recipe["name"]}
+        _reset_options_on_rename(data, raw)
         data = merge(data, raw)
         if not base and "name" not in raw:
             data["name"] = Path(text).stem
@@ -241,6 +242,16 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         known = {f.name for f in dataclasses.fields(rcls)}
         data["recipe"] = {k: v for k, v in data["recipe"].items() if k in known or k not in _all_recipe_keys()}
     return ExperimentConfig.from_dict(data)
+
+
+def _reset_options_on_rename(base: dict[str, Any], raw: dict[str, Any]) -> None:
+    """A section that names another dataset/model drops the base's factory ``options`` (they belong to the old one)."""
+    sections = [(base.get("model"), raw.get("model"))]
+    if isinstance(base.get("data"), dict) and isinstance(raw.get("data"), dict):
+        sections += [(base["data"].get(k), raw["data"].get(k)) for k in ("source", "target", "val")]
+    for old, new in sections:
+        if isinstance(old, dict) and isinstance(new, dict) and "name" in new and new["name"] != old.get("name"):
+            old["options"] = {}
 
 
 def _all_recipe_keys() -> set[str]:

@@ -61,12 +61,20 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     names = [n for n in uda.list_components("config", "*_synthetic")
              if args.only is None or n.removesuffix("_synthetic") in args.only]
+    # source_only and mlfa first: the comparison that matters is available early (results are rewritten per run)
+    names.sort(key=lambda n: {"source_only_synthetic": 0, "mlfa_synthetic": 1}.get(n, 2))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             for seed in args.seeds:
                 rows.append(run(name, seed, args.smoke, Path(tmp)))
                 print(json.dumps(rows[-1]), flush=True)
+                report(rows, args)
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> None:
+    """Summarize the runs so far and write ``recipes.json`` / ``recipes.md``."""
+    names = list(dict.fromkeys(r["config"] for r in rows))
     table = []
     base = None
     for name in names:

@@ -197,3 +197,15 @@ def test_grad_accum_consumes_micro_batches_and_callbacks_fire(tmp_path, tiny):
     assert events[-1] == "on_train_end"
     with pytest.raises(UdaError, match="unknown callback"):
         tr.add_callback("on_nothing", print)
+
+
+def test_translator_checkpoint_skips_stage_one(tmp_path, tiny):
+    first = tmp_path / "first"
+    train(tiny("cyclegan_synthetic", "trainer.max_iters=1", "recipe.translator_iters=1"), first)
+    tr = Trainer(tiny("mlfa_synthetic", "trainer.max_iters=1",
+                      f"recipe.translator_checkpoint={first / 'checkpoints' / 'last.pt'}"), tmp_path / "second")
+    tr.build()
+    assert [s.name for s in tr.stages] == ["seg"]
+    want = load_checkpoint(first / "checkpoints" / "last.pt")["translator"]
+    got = tr.recipe.translator.state_dict()
+    assert all(torch.equal(got[k].cpu(), want[k]) for k in want if isinstance(want[k], torch.Tensor))

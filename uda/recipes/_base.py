@@ -160,6 +160,8 @@ class Recipe(nn.Module):
         if cfg.translator_checkpoint:
             state = load_checkpoint(cfg.translator_checkpoint)
             state = state.get("translator", state) if isinstance(state, dict) else state
+            if isinstance(state, dict) and "state_dict" in state:  # uda.translators.save_translator format
+                state = state["state_dict"]
             try:
                 self.translator.load_state_dict(state)
             except (RuntimeError, KeyError) as e:

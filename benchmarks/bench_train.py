@@ -103,7 +103,9 @@ def build_trainer(recipe: str, *, model: str, src_size: str, tgt_size: str, batc
     sets = [f"data.source.size={src_size}", f"data.target.size={tgt_size}", f"data.batch_size={batch}",
             f"model.name={model}", "trainer.tensorboard=false", "trainer.max_iters=100000", "data.num_workers=0"]
     if model == "deeplabv2":  # the paper's lr and discriminators for the full (random-init) network
-        sets += ["optim.generator.lr=2.5e-4", "trainer.nonfinite=skip"]
+        # Random init with frozen (identity) BN statistics blows activations up to ~1e7 and the first step to NaN;
+        # train-mode BN with frozen affine (the originals' "moving" mode) keeps a random ResNet-101 finite.
+        sets += ["optim.generator.lr=2.5e-4", "model.options.bn_mode=moving", "trainer.nonfinite=skip"]
         if recipe in ("adaptsegnet", "advent"):
             sets.append("recipe.discriminator=fc")
         if recipe == "mlfa":
@@ -178,7 +180,7 @@ def measure_overhead(*, model: str, size: str, batch: int, repeats: int, device:
         tr._set_modes(stage)
         g = tr.cfg.optim.generator
         torch.manual_seed(tr.cfg.trainer.seed)
-        net = uda.create("model", model, num_classes=tr.cfg.model.num_classes).to(device)
+        net = uda.create("model", model, num_classes=tr.cfg.model.num_classes, **tr.cfg.model.options).to(device)
         plain = PlainAdvEnt(net, num_classes=tr.cfg.model.num_classes, ndf=ndf, lr=g.lr, momentum=g.momentum,
                             weight_decay=g.weight_decay, max_iters=tr.cfg.trainer.max_iters)
         plain.train()

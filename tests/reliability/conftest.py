@@ -45,7 +45,8 @@ def invoke(*args: object):
 
 def one_line_error(result) -> str:
     """The single ``error: ...`` line of a failed command (asserts there is exactly one line and no traceback)."""
-    lines = [x for x in result.stderr.splitlines() if x.strip() and not x.startswith(("training ", "uda: resumed"))]
+    lines = [x for x in result.stderr.splitlines()
+             if x.strip() and "%|" not in x and not x.startswith(("training ", "uda: resumed"))]  # progress bars
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr
     return lines[0]

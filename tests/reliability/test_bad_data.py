@@ -115,3 +115,13 @@ def test_empty_split_exits_2_naming_the_folder(tmp_path):
     r = _train(src, root, tmp_path / "run")
     assert r.exit_code == 2
     assert str(src) in one_line_error(r)
+
+
+def test_stop_mode_in_a_dataloader_worker_still_names_the_file_in_one_line(clean, tmp_path):
+    root = tmp_path / "GTA5"
+    shutil.copytree(clean["gta5"], root)
+    bad = _inject(root, "truncated")
+    r = _train(root, clean["cityscapes"], tmp_path / "run", "data.on_bad_sample=stop", "data.num_workers=1")
+    assert r.exit_code == 2, r.stderr[-1500:]
+    line = one_line_error(r)
+    assert str(bad) in line and "Traceback" not in line and "worker process" not in line, line

@@ -197,7 +197,18 @@ class InfiniteLoader:
     def __next__(self) -> dict[str, Any]:
         if self._it is None:
             self._it = self._make()
-        batch = next(self._it)
+        try:
+            batch = next(self._it)
+        except RuntimeError as e:
+            if "DataLoader worker" not in str(e) or isinstance(e, DataError):
+                raise
+            raise DataError(self._worker_death(e)) from e
+        except DataError as e:  # raised in a worker: torch appends the worker's traceback; keep the one line
+            self._it = None
+            lines = [x for x in str(e).strip().splitlines() if x.strip()] or ["bad sample"]
+            if lines[0].startswith("Caught ") and len(lines) > 1:  # the original message is the traceback's last line
+                lines = [lines[-1].split(": ", 1)[-1] if lines[-1].split(": ", 1)[0].endswith("Error") else lines[-1]]
+            raise DataError(lines[0]) from None
         self.iteration += 1
         skipped = batch.pop("skipped")
         if skipped:
@@ -206,6 +217,32 @@ class InfiniteLoader:
         non_blocking = self.device.type == "cuda"
         return {k: v.to(self.device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
                 for k, v in batch.items()}  # fmt: skip
+
+    def _worker_death(self, err: RuntimeError) -> str:
+        """A one-line account of a dead worker process with its cause (exit code or signal)."""
+        import signal
+
+        causes = []
+        for w in getattr(self._it, "_workers", []):
+            code = getattr(w, "exitcode", None)
+            if code is None or code == 0:
+                continue
+            if code < 0:
+                try:
+                    name = signal.Signals(-code).name
+                except ValueError:
+                    name = f"signal {-code}"
+                oom = " (the kernel's out-of-memory killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+                causes.append(f"pid {w.pid} killed by {name}{oom}")
+            else:
+                causes.append(f"pid {w.pid} exited with exit code {code}")
+        self._it = None
+        cause = "; ".join(causes) or str(err).strip().splitlines()[0]
+        return (
+            f"{getattr(self.dataset, 'dataset', type(self.dataset).__name__)}: a DataLoader worker died while "
+            f"loading batch {self.iteration} ({cause}); lower data.num_workers or data.batch_size if memory is "
+            "short, or set data.num_workers=0 to see the error in the main process"
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The data position: ``{"iteration", "seed", "rank", "world_size", "batch_size", "num_skipped"}``."""

@@ -53,7 +53,7 @@ def test_bench_train_smoke(tmp_path):
     assert {("source_only", "seg"), ("advent", "seg"), ("mlfa", "translator"), ("mlfa", "seg")} <= stages
     for r in data["recipes"]:
         assert r["s_per_it"] > 0 and r["images_per_s"] > 0 and r["gflops_per_it"] > 0
-        assert 0 < r["mfu"] < 1.5  # a fraction of the measured matmul rate (small kernels stay well below it)
+        assert r["mfu"] > 0 and 0 < r["mfu_now"] and r["matmul_gflops_now"] > 0
         assert r["peak_rss_growth_mib"] >= 0
     # AdvEnt has discriminators: more FLOPs per iteration than source-only at the same size.
     flops = {r["recipe"]: r["gflops_per_it"] for r in data["recipes"] if r["stage"] == "seg"}

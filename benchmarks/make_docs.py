@@ -226,14 +226,15 @@ def plots(res: dict[str, dict], assets: Path) -> list[tuple[str, str]]:
             made.append(("time_vs_resolution.png", "Forward / forward+backward time vs input resolution"))
     rc = res.get("recipes")
     if rc:
-        rows = _rows_with(rc, "recipe")
+        rows = _rows_with(rc, "miou_mean") or _rows_with(rc, "recipe")
         mean_key = next((k for k in (rows[0] if rows else {}) if re.search(r"miou.*mean|mean.*miou", k, re.I)), None)
         std_key = next((k for k in (rows[0] if rows else {}) if re.search(r"miou.*std|std.*miou", k, re.I)), None)
         if rows and mean_key:
             fig, ax = plt.subplots(figsize=(8, 3.6))
             ax.bar(range(len(rows)), [r[mean_key] for r in rows],
                    yerr=[r.get(std_key) or 0 for r in rows] if std_key else None, capsize=3, color="#55A868")
-            ax.set_xticks(range(len(rows)), [str(r["recipe"]) for r in rows], rotation=30, ha="right", fontsize=8)
+            names = [str(r.get("recipe") or r.get("config", "?")).replace("_synthetic", "") for r in rows]
+            ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=8)
             ax.set_ylabel("target mIoU (%)")
             ax.set_title("Synthetic pair: target mIoU per recipe (mean ± std over seeds)", fontsize=9)
             fig.tight_layout()

@@ -110,6 +110,18 @@ def machine_line(result: dict[str, Any]) -> str:
             f"{gpu}), torch {m['torch']}, {m['platform']}; load average {m.get('load_average')}.")
 
 
+def out_dir(args: Any) -> Path:
+    """``--out``, else ``benchmarks/results`` for a full run and a fresh temporary folder for ``--smoke`` (CI runs
+    the smoke modes from a clean clone and must not overwrite the committed results)."""
+    if args.out:
+        return Path(args.out)
+    if getattr(args, "smoke", False):
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="uda_bench_smoke_"))
+    return DEFAULT_OUT
+
+
 def write_results(out_dir: str | os.PathLike, name: str, result: dict[str, Any], markdown: str) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.json`` and ``<out_dir>/<name>.md``; returns both paths."""
     out = Path(out_dir)

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DEFAULT_OUT, header, interleaved, load_average, machine_line, md_table, write_results
+from _common import header, interleaved, load_average, machine_line, md_table, out_dir, write_results
 
 import uda
 
@@ -59,7 +59,7 @@ def measure(size: tuple[int, int], batch: int, repeats: int, devices: list[torch
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="one small size, 2 repeats (CI)")
-    ap.add_argument("--out", default=str(DEFAULT_OUT), help="output folder for augment.json / augment.md")
+    ap.add_argument("--out", default=None, help="output folder (default benchmarks/results; --smoke: a temporary folder)")
     ap.add_argument("--device", default="auto", help="auto (CUDA too when available), cpu or cuda[:N]")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU side")
     args = ap.parse_args(argv)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         md.append("CUDA side not measured (no GPU in this run); on a GPU machine: "
                   "`python benchmarks/bench_augment.py --device cuda`.\n")
     name = "augment_smoke" if args.smoke else "augment"
-    jp, mp = write_results(args.out, name, res, "\n".join(md))
+    jp, mp = write_results(out_dir(args), name, res, "\n".join(md))
     print("\n".join(md))
     print(f"wrote {jp} and {mp}")
     return res

@@ -39,7 +39,7 @@ import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DEFAULT_OUT, header, load_average, machine_line, md_table, write_results
+from _common import header, load_average, machine_line, md_table, out_dir, write_results
 
 DEEPLAB_PARAMS = 44.6e6  # DeepLab-v2 ResNet-101 (REFERENCE / issue 8)
 
@@ -159,7 +159,7 @@ def predict(t_compute: float, nbytes: float, n: int, busbw: float, alpha: float 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="small tensor, 2 iterations of the tiny model (CI)")
-    ap.add_argument("--out", default=str(DEFAULT_OUT), help="output folder for scaling.json / scaling.md")
+    ap.add_argument("--out", default=None, help="output folder (default benchmarks/results; --smoke: a temporary folder)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     res: dict[str, Any] = header("cpu", __file__, argv)
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
     res["machine"]["load_average_end"] = load_average()
     md = to_markdown(res)
     name = "scaling_smoke" if args.smoke else "scaling"
-    jp, mp_ = write_results(args.out, name, res, md)
+    jp, mp_ = write_results(out_dir(args), name, res, md)
     print(md)
     print(f"wrote {jp} and {mp_}")
     return res

@@ -42,7 +42,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    DEFAULT_OUT,
     PeakRSS,
     count_flops,
     header,
@@ -52,6 +51,7 @@ from _common import (
     matmul_flops_per_s,
     maxrss_mib,
     md_table,
+    out_dir,
     summarize,
     write_results,
 )
@@ -279,7 +279,7 @@ def to_markdown(res: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one iteration: seconds (CI)")
-    ap.add_argument("--out", default=str(DEFAULT_OUT), help="output folder for train.json / train.md")
+    ap.add_argument("--out", default=None, help="output folder (default benchmarks/results; --smoke: a temporary folder)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (1: the CPU here is shared; more threads oversubscribe it)")
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
     res["process_maxrss_mib"] = maxrss_mib()
     res["machine"]["load_average_end"] = load_average()
     name = "train_smoke" if args.smoke else ("train_cuda" if cuda else "train")
-    jp, mp = write_results(args.out, name, res, to_markdown(res))
+    jp, mp = write_results(out_dir(args), name, res, to_markdown(res))
     print(to_markdown(res))
     print(f"wrote {jp} and {mp}")
     return res

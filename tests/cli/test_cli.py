@@ -174,6 +174,7 @@ def test_train_writes_the_run_and_prints_the_table(run_dir: Path, trees: dict[st
                                      "options": {}}
     assert cfg["data"]["target"]["name"] == "cityscapes" and cfg["data"]["target"]["split"] == "train"
     assert cfg["data"]["val"]["name"] == "cityscapes" and cfg["data"]["val"]["split"] == "val"
+    assert cfg["data"]["val"]["size"] is None  # scored at the native label size
     assert (run_dir / "checkpoints" / "last.pt").is_file()
     final = json.loads((run_dir / "final.json").read_text())
     assert final["num_images"] == 2 and 0.0 <= final["miou"] <= 100.0

@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
     return module
 
@@ -89,3 +91,14 @@ def test_reproduction_script_is_valid() -> None:
             load_config(cmd[2], sets)  # every --set key exists and has the right type
     for name in re.findall(r"\b(\w+_(?:gta5|synthia)_cityscapes)\b", script.read_text()):
         assert name in configs, name
+
+
+def test_make_pictures(tmp_path: Path) -> None:
+    from PIL import Image
+
+    module = _load("make_pictures")
+    module.main(["--out", str(tmp_path / "assets"), "--iters", "2", "--train-dir", str(tmp_path / "run"),
+                 "--rows", "1", "--size", "64x32"])
+    for name, columns in (("synthetic_pair.png", 4), ("fda_translation.png", 5), ("predictions.png", 4)):
+        image = Image.open(tmp_path / "assets" / name)
+        assert image.width > columns * 64 and image.height > 32, name

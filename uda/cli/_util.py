@@ -87,8 +87,8 @@ def dataset_overrides(section: str, spec: tuple[str, str] | None, split: str | N
         return []
     name, root = spec
     out = [f"data.{section}.name={quote(name)}", f"data.{section}.root={quote(root)}", f"data.{section}.options={{}}"]
-    if split is not None:
-        out.append(f"data.{section}.split={quote(split)}")
+    if split is not None:  # a validation set: scored at its native label size (the papers' protocol)
+        out += [f"data.{section}.split={quote(split)}", f"data.{section}.size=null"]
     return out
 
 

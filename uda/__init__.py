@@ -10,13 +10,11 @@ Example:
 
 __version__ = "0.1.0"
 
-from . import labels
+# Importing the component packages registers every component by name.
+from . import alignment, configs, data, discriminators, evaluation, labels, losses, models, recipes, translators
 from ._errors import CheckpointError, ConfigError, DataError, UdaError
 from ._registry import KINDS, create, list_components, register, registry
 from .types import LevelInfo, SegOutput
-
-# Importing the component packages registers every component by name.
-from . import models, data, losses, discriminators, alignment, translators, evaluation, recipes, configs  # noqa: E402,I001
 
 __all__ = [
     "KINDS",
@@ -27,9 +25,18 @@ __all__ = [
     "SegOutput",
     "UdaError",
     "__version__",
+    "alignment",
+    "configs",
     "create",
+    "data",
+    "discriminators",
+    "evaluation",
     "labels",
     "list_components",
+    "losses",
+    "models",
+    "recipes",
     "register",
     "registry",
+    "translators",
 ]

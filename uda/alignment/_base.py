@@ -227,6 +227,7 @@ class LevelAligner(Aligner):
             raise UdaError("aligner needs at least one level, e.g. levels={'logits': 0.001}")
         self.feature_info = dict(feature_info or {})
         self.num_classes = num_classes
+        self._target_maps: tuple[SegOutput | None, dict[str, torch.Tensor]] = (None, {})
         for level in self.levels:
             ch = level_channels(level, feature_info, num_classes)
             self.discriminators[level] = build_discriminator(discriminator, ch, discriminator_kwargs)
@@ -257,9 +258,12 @@ class LevelAligner(Aligner):
             discriminator loss through a gradient reversal of coefficient λ.
         """
         losses = {}
+        maps: dict[str, torch.Tensor] = {}
+        # The discriminator phase of this iteration reuses the target maps (detached) instead of recomputing them.
+        self._target_maps = (target, maps)
         for level, lam in self.levels.items():
             d = self.discriminators[level]
-            x_t = self.d_input(target, level, target_size)
+            x_t = maps[level] = self.d_input(target, level, target_size)
             if self.mode == "alternate":
                 losses[f"adv_{level}"] = lam * self._gan(d(x_t), Fn.SOURCE_LABEL, False)
             else:
@@ -273,11 +277,13 @@ class LevelAligner(Aligner):
         """``{"d_<level>": ½L(D(src.detach()), 0) + ½L(D(tgt.detach()), 1)}``; empty in GRL mode."""
         if self.mode == "grl":
             return {}
+        cached_out, cached = self._target_maps
+        self._target_maps = (None, {})
         losses = {}
         for level in self.levels:
             x_s = self.d_input(source, level, source_size).detach()
-            x_t = self.d_input(target, level, target_size).detach()
-            losses[f"d_{level}"] = self._d_loss(self.discriminators[level], x_s, x_t)
+            x_t = cached[level] if cached_out is target and level in cached else self.d_input(target, level, target_size)
+            losses[f"d_{level}"] = self._d_loss(self.discriminators[level], x_s, x_t.detach())
         return losses
 
 

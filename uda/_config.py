@@ -126,7 +126,11 @@ def from_dict(cls: type[T], data: dict[str, Any], *, prefix: str = "") -> T:
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{prefix or 'config'}: {e}") from None
+        msg = str(e)
+        field_name = msg.split(":", 1)[0]
+        if field_name in fields:  # "lr: ..." from a __post_init__ check -> "optim.generator.lr: ..."
+            raise ConfigError(f"{prefix}.{msg}" if prefix else msg) from None
+        raise ConfigError(f"{prefix or 'config'}: {msg}") from None
     return obj
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -94,6 +95,12 @@ class OptimizerConfig:
     decay_start: int = 0
     grad_clip: float | None = None
     faithful_duplicate_params: bool = False
+
+    def __post_init__(self) -> None:
+        top = self.lr * max(self.head_lr_mult, 1.0)
+        if not (math.isfinite(top) and 0 <= top < 3.0e38):
+            raise ValueError(f"lr: {self.lr} (× head_lr_mult {self.head_lr_mult}) is not a usable learning rate; "
+                             "use a non-negative value such as 2.5e-4")
 
 
 @dataclass

@@ -78,6 +78,9 @@ def write_checkpoint(state: dict[str, Any], ckpt_dir: str | Path, keep_last: int
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / checkpoint_name(int(state["global_iter"]))
     digest = save_checkpoint(state, path)
+    # Drop the old digest first: a kill between the two writes then leaves an unverified (but atomically
+    # written, loadable) last.pt instead of a good file beside a stale digest.
+    (ckpt_dir / "last.pt.sha256").unlink(missing_ok=True)
     atomic_write_bytes(ckpt_dir / "last.pt", path.read_bytes())
     atomic_write_text(ckpt_dir / "last.pt.sha256", digest + "\n")
     for old in iteration_checkpoints(ckpt_dir)[max(1, keep_last):]:

@@ -56,7 +56,17 @@ def init_distributed(device: torch.device, timeout_s: int = 600) -> DistInfo:
     if not info.enabled or (dist.is_available() and dist.is_initialized()):
         return info
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    timeout = datetime.timedelta(seconds=timeout_s)
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+    if attempt > 0 and "MASTER_ADDR" in os.environ:
+        # After an elastic restart the agent's store still holds the previous attempt's peer addresses;
+        # a fresh key space per attempt keeps the new group from connecting to dead peers.
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,
+                              is_master=False, timeout=timeout)
+        dist.init_process_group(backend=backend, store=dist.PrefixStore(f"uda/attempt_{attempt}", store),
+                                rank=info.rank, world_size=info.world_size, timeout=timeout)
+    else:
+        dist.init_process_group(backend=backend, timeout=timeout)
     return info
 
 

@@ -297,8 +297,13 @@ class Trainer:
         """Append one JSON object to metrics.jsonl (rank 0) and mirror numbers to TensorBoard."""
         if not self.is_main:
             return
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise UdaError(f"cannot append to {self.metrics_path} ({e.strerror or e}); the last good checkpoint "
+                           f"{self.last_checkpoint or '(none)'} is intact; free disk space, then continue with "
+                           "--resume") from None
         if self._tb is not None:
             for group in ("loss", "loss_d", "eval"):
                 for k, v in (record.get(group) or {}).items():
@@ -449,7 +454,8 @@ class Trainer:
                     self.log({"stage": stage.name, "iter": self.stage_iter, "global_iter": self.global_iter,
                               "loss": {k: v for k, v in self.last_losses.items() if not k.startswith("D/")},
                               "loss_d": {k[2:]: v for k, v in self.last_losses.items() if k.startswith("D/")},
-                              "lr": opt_g.param_groups[0]["lr"], "it_per_s": rate, "skipped": self.skipped})
+                              "lr": opt_g.param_groups[0]["lr"], "it_per_s": rate, "skipped": self.skipped,
+                              "data_skipped": self.source_iter.num_skipped + self.target_iter.num_skipped})
                     bar.set_postfix({k: f"{v:.3g}" for k, v in list(self.last_losses.items())[:4]}, refresh=False)
                     self._emit("on_log")
                 if self._stop_requested or (not self.dist.enabled and self._signal is not None):

@@ -1,6 +1,6 @@
-"""Guarantees that fail today because of code in ``uda/engine`` (owned by the engine engineer); each test injects
-the fault and states the fix. Marked ``xfail(strict=True)``: CI stays green while they fail, and turns red the
-moment the engine fix lands, so the marker is removed then (a strict xfail that passes is a failure)."""
+"""Guarantees that first failed because of code in ``uda/engine`` (found by these tests, fixed by the engine owner in
+02d8c2e): data skips counted in metrics.jsonl, a float32-overflowing learning rate, ENOSPC on metrics.jsonl, the
+last.pt checksum window, and the elastic restart of a real torchrun group. Each docstring says what failed."""
 
 from __future__ import annotations
 
@@ -35,9 +35,8 @@ from .conftest import (
 )
 
 
-@pytest.mark.xfail(strict=True, reason="pending engine fix (see the docstring)")
 def test_skipped_bad_samples_are_counted_in_metrics_jsonl(tmp_path, recwarn):
-    """FIX (trainer._run_stage log record): add ``"data_skipped": source_iter.num_skipped + target_iter.num_skipped``
+    """Fixed (trainer._run_stage log record): add ``"data_skipped": source_iter.num_skipped + target_iter.num_skipped``
     (the loaders already count them and keep the count in their state_dict, so it survives resume)."""
     root = tmp_path / "GTA5"
     write_synthetic(root, domain="source", layout="gta5", num=4, size=(32, 16), seed=0)
@@ -54,10 +53,9 @@ def test_skipped_bad_samples_are_counted_in_metrics_jsonl(tmp_path, recwarn):
     assert last.get("data_skipped", 0) >= 1, last  # 4 iterations of batch 2 over 4 samples: the bad one was hit
 
 
-@pytest.mark.xfail(strict=True, reason="pending engine fix (see the docstring)")
 def test_a_learning_rate_beyond_float32_is_a_config_error_not_a_traceback(tmp_path):
     """``optim.generator.lr=1e38`` (× head_lr_mult 10 overflows float32) crashes inside torch's SGD with
-    'value cannot be converted to type float without overflow' (exit 1, traceback). FIX (engine/_optim.build_optimizer):
+    'value cannot be converted to type float without overflow' (exit 1, traceback). Fixed (engine/_optim.build_optimizer):
     reject a non-finite or > 3.4e38 ``lr * head_lr_mult`` with a ConfigError naming ``optim.<name>.lr``."""
     r = invoke("train", "source_only_synthetic", "--out", tmp_path / "run", "--device", "cpu",
                *sets("trainer.max_iters=2", "optim.generator.lr=1e38"))
@@ -65,10 +63,9 @@ def test_a_learning_rate_beyond_float32_is_a_config_error_not_a_traceback(tmp_pa
     assert "optim.generator.lr" in one_line_error(r)
 
 
-@pytest.mark.xfail(strict=True, reason="pending engine fix (see the docstring)")
 def test_disk_full_while_logging_keeps_the_checkpoint_and_says_so(tmp_path, monkeypatch):
     """metrics.jsonl is appended with a plain ``open``; ENOSPC there escapes as a raw OSError (traceback, exit 1).
-    FIX (trainer.log): catch OSError like save_checkpoint does and raise a UdaError naming metrics.jsonl, the last
+    Fixed (trainer.log): catch OSError like save_checkpoint does and raise a UdaError naming metrics.jsonl, the last
     good checkpoint and '--resume'."""
     real, n = open, {"calls": 0}
 
@@ -88,11 +85,10 @@ def test_disk_full_while_logging_keeps_the_checkpoint_and_says_so(tmp_path, monk
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["global_iter"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="pending engine fix (see the docstring)")
 def test_kill_between_last_pt_and_its_checksum_leaves_a_loadable_last_pt(tmp_path, monkeypatch):
     """write_checkpoint replaces last.pt, then last.pt.sha256: a kill -9 in between leaves the new last.pt beside
     the old digest, and ``uda evaluate RUN_DIR`` (which reads last.pt) reports a checksum mismatch on a good file.
-    FIX (engine/checkpoint.write_checkpoint): unlink last.pt.sha256 before replacing last.pt (an unverified but
+    Fixed (engine/checkpoint.write_checkpoint): unlink last.pt.sha256 before replacing last.pt (an unverified but
     atomically written file loads), then write the new digest."""
     cfg = tiny_config("source_only_synthetic", "trainer.max_iters=4", "trainer.checkpoint_every=2")
     from uda.engine import train
@@ -139,17 +135,16 @@ def _torchrun(out: Path, log: Path, limit: float = 120, **env: str) -> tuple[int
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="pending engine fix (see the docstring)")
 def test_elastic_restart_after_a_rank_failure_resumes_and_matches(tmp_path):
     """A real ``torchrun --standalone --nproc-per-node 2 --max-restarts 1 -m uda train``; rank 1 fails once at
-    iteration 3 (``inject/sitecustomize.py`` on the children's PYTHONPATH). Today: rank 0 stops at once ("Connection
+    iteration 3 (``inject/sitecustomize.py`` on the children's PYTHONPATH). Before the fix: rank 0 stops at once ("Connection
     closed by peer", no hang), torchrun restarts both ranks, and the restarted group fails in gloo
     ``connectFullMesh`` ("Connection refused"): the ranks read the previous attempt's peer addresses from the
     agent's store, which is reused across restarts (same with the static rendezvous: "Connect timeout").
-    FIX (engine/distributed.init_distributed): when ``TORCHELASTIC_RESTART_COUNT`` > 0, build the group on a fresh
+    Fixed (engine/distributed.init_distributed): when ``TORCHELASTIC_RESTART_COUNT`` > 0, build the group on a fresh
     key space: ``store = TCPStore(MASTER_ADDR, MASTER_PORT, world_size, is_master=False, timeout=...)`` and
     ``init_process_group(backend, store=PrefixStore(f"uda/attempt_{n}", store), rank=, world_size=, timeout=)``.
-    Verified by patching that in: the restarted run resumes from iteration 2 and ends bit-exact with the
+    With it: the restarted run resumes from iteration 2 and ends bit-exact with the
     uninterrupted run (recipe, optimizers, schedulers, loader positions, losses); ~15 s per torchrun run here."""
     straight, faulty, marker = tmp_path / "straight", tmp_path / "faulty", tmp_path / "marker"
     rc, t_faulty = _torchrun(faulty, tmp_path / "faulty.log", UDA_FAULT_ITER="3", UDA_FAULT_RANK="1",

@@ -1,4 +1,5 @@
-"""Tiny experiment configs for the engine tests: 64x32 synthetic images, a 4-wide DeepLab-v2, fp32 CPU."""
+"""Shared test fixtures: one torch thread for tiny CPU tests, and tiny experiment configs (64x32 synthetic images,
+a 4-wide DeepLab-v2, fp32 CPU) for the engine, recipe and config tests."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def tiny():
 
 
 @pytest.fixture(autouse=True)
-def _threads():
+def _one_thread():
+    """Tiny CPU tests run fastest on one thread (and avoid OpenMP oversubscription on shared machines)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -5,6 +5,10 @@ Writes ``benchmarks/results/recipes.json`` and ``.md``. ``--smoke`` runs 2 itera
 
 Usage:
     python benchmarks/bench_recipes.py [--seeds 0 1 2] [--only mlfa source_only] [--smoke] [--out DIR]
+    python benchmarks/bench_recipes.py --merge A/recipes.json B/recipes.json [--out DIR]
+
+``--merge`` combines the runs of several result files (e.g. parallel one-thread processes, one per core)
+into one table; each run keeps the machine figures of the file it came from in ``sources``.
 """
 
 from __future__ import annotations
@@ -57,7 +61,15 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None, help="recipe config prefixes (e.g. mlfa source_only)")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--merge", nargs="+", default=None, help="recipes.json files to combine into one table")
     args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads(Path(p).read_text()) for p in args.merge]
+        rows = [r for part in parts for r in part["runs"]]
+        rows.sort(key=lambda r: ({"source_only_synthetic": 0, "mlfa_synthetic": 1}.get(r["config"], 2), r["config"],
+                                 r["seed"]))
+        report(rows, args, sources=[{k: part[k] for k in ("command", "date", "machine")} for part in parts])
+        return
     args.seeds = args.seeds or ([0] if args.smoke else [0, 1, 2])
     torch.set_num_threads(max(1, torch.get_num_threads()))
     names = [n for n in uda.list_components("config", "*_synthetic")
@@ -73,7 +85,7 @@ def main() -> None:
                 report(rows, args)
 
 
-def report(rows: list[dict], args: argparse.Namespace) -> None:
+def report(rows: list[dict], args: argparse.Namespace, sources: list[dict] | None = None) -> None:
     """Summarize the runs so far and write ``recipes.json`` / ``recipes.md``."""
     names = list(dict.fromkeys(r["config"] for r in rows))
     table = []
@@ -92,6 +104,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
     for e in table:
         e["gain_vs_source_only"] = None if base is None else e["miou_mean"] - base
     result = {**header(), "smoke": args.smoke, "runs": rows, "summary": table}
+    if sources:
+        result["sources"] = sources
     md_rows = [{"config": e["config"], "target mIoU": f"{e['miou_mean']:.2f} ± {e['miou_std']:.2f}",
                 "gain vs source only": "" if e["gain_vs_source_only"] is None else f"{e['gain_vs_source_only']:+.2f}",
                 "wall s (mean)": f"{e['seconds_mean']:.0f}"} for e in table]
@@ -101,6 +115,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
         md += (f"\n\nSynthetic-pair gap (source-only model): source val {so['source_val_miou_mean']:.2f} mIoU vs "
                f"target val {so['miou_mean']:.2f} mIoU.\n")
     md += f"\n{machine_line(result)}\n"
+    for src in sources or []:
+        md += f"\n- merged from: {machine_line(src)}"
     write_results(args.out, "recipes_smoke" if args.smoke else "recipes", result, md)
 
 

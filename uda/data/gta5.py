@@ -43,8 +43,56 @@ def list_pairs(
     return samples, problems
 
 
+class FlatPairDataset(SegmentationFiles):
+    """Same-named image and label PNGs in two folders under ``root``, one split (the GTA5 and SYNTHIA layouts).
+
+    Subclasses set the folder names, the hints of their error messages and the label encoding.
+    """
+
+    dataset_name = "flat"
+    image_dir = "images"
+    label_dir = "labels"
+    root_hint = "point --root at the dataset folder"
+    file_hint = "NNNNN.png"
+    label_encoding: LabelMap = CITYSCAPES_IDS
+    label_channel: int | None = None
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        size: str | tuple[int, int] | None = None,
+        *,
+        labels: bool = True,
+        on_bad_sample: OnBadSample = "stop",
+        images_root: str | Path | None = None,
+        interpolation: str = "bicubic",
+    ) -> None:
+        root, name = Path(root), self.dataset_name
+        require_dir(root, name, "root", self.root_hint)
+        if split not in ("train", "all"):
+            raise DataError(f"{name}: split {split!r} does not exist; {name.upper()} has one split, use 'train' "
+                            "(all images)")
+        require_dir(root / self.image_dir, name, "image folder", f"--root must contain {self.image_dir}/{self.file_hint}")
+        samples, problems = list_pairs(root, self.image_dir, self.label_dir, "*.png", labels, name)
+        if not samples and not problems:
+            raise DataError(f"{name}: no images in {root / self.image_dir}; expected {self.image_dir}/{self.file_hint} "
+                            f"and {self.label_dir}/{self.file_hint}")
+        super().__init__(
+            resolve_images_root(samples, root, images_root),
+            size=size,
+            label_map=self.label_encoding if labels else None,
+            label_channel=self.label_channel,
+            on_bad_sample=on_bad_sample,
+            interpolation=interpolation,
+            excluded=problems,
+            dataset=name,
+        )
+        self.root, self.split = root, split
+
+
 @register("dataset", "gta5")
-class GTA5Dataset(SegmentationFiles):
+class GTA5Dataset(FlatPairDataset):
     """GTA5 synthetic driving images with Cityscapes label ids (24,966 pairs, 1914×1052).
 
     Args:
@@ -61,33 +109,5 @@ class GTA5Dataset(SegmentationFiles):
         >>> ds = uda.create("dataset", "gta5", root="/data/GTA5", size="1280x720")  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        size: str | tuple[int, int] | None = None,
-        *,
-        labels: bool = True,
-        on_bad_sample: OnBadSample = "stop",
-        images_root: str | Path | None = None,
-        interpolation: str = "bicubic",
-    ) -> None:
-        root = Path(root)
-        require_dir(root, "gta5", "root", "point --root at the folder holding images/ and labels/")
-        if split not in ("train", "all"):
-            raise DataError(f"gta5: split {split!r} does not exist; GTA5 has one split, use 'train' (all images)")
-        require_dir(root / "images", "gta5", "image folder", "--root must contain images/NNNNN.png")
-        samples, problems = list_pairs(root, "images", "labels", "*.png", labels, "gta5")
-        if not samples and not problems:
-            raise DataError(f"gta5: no images in {root / 'images'}; expected images/NNNNN.png (and labels/NNNNN.png)")
-        samples = resolve_images_root(samples, root, images_root)
-        super().__init__(
-            samples,
-            size=size,
-            label_map=CITYSCAPES_IDS if labels else None,
-            on_bad_sample=on_bad_sample,
-            interpolation=interpolation,
-            excluded=problems,
-            dataset="gta5",
-        )
-        self.root, self.split = root, split
+    dataset_name = "gta5"
+    root_hint = "point --root at the folder holding images/ and labels/"

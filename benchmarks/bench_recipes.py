@@ -8,7 +8,8 @@ Usage:
     python benchmarks/bench_recipes.py --merge A/recipes.json B/recipes.json [--out DIR]
 
 ``--merge`` combines the runs of several result files (e.g. parallel one-thread processes, one per core)
-into one table; each run keeps the machine figures of the file it came from in ``sources``.
+into one table (a later file's run replaces an earlier one of the same config and seed); the machine figures
+of every file are kept in ``sources``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.merge:
         parts = [json.loads(Path(p).read_text()) for p in args.merge]
-        rows = [r for part in parts for r in part["runs"]]
+        # a later file's run replaces an earlier one of the same config and seed (a re-run after a fix)
+        rows = list({(r["config"], r["seed"]): r for part in parts for r in part["runs"]}.values())
         rows.sort(key=lambda r: ({"source_only_synthetic": 0, "mlfa_synthetic": 1}.get(r["config"], 2), r["config"],
                                  r["seed"]))
         report(rows, args, sources=[{k: part[k] for k in ("command", "date", "machine")} for part in parts])

@@ -108,7 +108,8 @@ def report(rows: list[dict], args: argparse.Namespace, sources: list[dict] | Non
     result = {**header(), "smoke": args.smoke, "runs": rows, "summary": table}
     if sources:
         result["sources"] = sources
-    md_rows = [{"config": e["config"], "target mIoU": f"{e['miou_mean']:.2f} ± {e['miou_std']:.2f}",
+    md_rows = [{"config": e["config"], "seeds": len(e["seeds"]),
+                "target mIoU": f"{e['miou_mean']:.2f} ± {e['miou_std']:.2f}",
                 "gain vs source only": "" if e["gain_vs_source_only"] is None else f"{e['gain_vs_source_only']:+.2f}",
                 "wall s (mean)": f"{e['seconds_mean']:.0f}"} for e in table]
     md = "# Recipes on the synthetic pair (target val mIoU, mean ± std over seeds)\n\n" + md_table(md_rows)

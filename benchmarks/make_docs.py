@@ -284,7 +284,9 @@ def overhead_note(tr: dict) -> str:
               "upsampled source logits of the segmentation loss and the target map of the generator phase. With "
               "`deeplabv2_tiny` those full-resolution maps are a visible share of the iteration (a few per cent). "
               "The fix belongs in the aligner (keep the generator-phase maps in the state passed to "
-              "`discriminator_losses`); it is reported to the components/engine owners, not made here.",
+              "`discriminator_losses`). That fix has since landed (commit 86930a9: the discriminator phase reuses the "
+              "generator phase's target maps); the ratio above was measured before it, and `bench_train.py` has "
+              "not been re-run since.",
               "- **ResNet-101 (160×96):** both iterations have the same FLOPs and the same operator list; the "
               "convolutions dominate, so the recomputed maps cost well under 1 %. One structural difference "
               "remains: the engine sums the generator losses and runs one backward, so the source and target "

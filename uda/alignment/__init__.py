@@ -3,6 +3,7 @@
 
 from ._base import (
     MODES,
+    AdversarialAligner,
     Aligner,
     GradientReversal,
     LevelAligner,
@@ -17,6 +18,7 @@ from .output import EntropyAligner, OutputAligner
 
 __all__ = [
     "MODES",
+    "AdversarialAligner",
     "Aligner",
     "EntropyAligner",
     "GradientReversal",

@@ -25,12 +25,14 @@ from torch import nn
 
 from .._errors import UdaError
 from .._registry import create
+from .._utils import set_requires_grad  # noqa: F401  (re-exported by uda.alignment)
 from ..losses import _functional as Fn
 from ..types import LevelInfo, SegOutput
 
 MODES = ("alternate", "grl")
 Size = tuple[int, int]
 DiscriminatorSpec = str | Callable[..., nn.Module]
+Memo = dict[str, torch.Tensor]
 
 
 class _ReverseGrad(torch.autograd.Function):
@@ -71,13 +73,6 @@ class GradientReversal(nn.Module):
 
     def extra_repr(self) -> str:
         return f"coeff={self.coeff}"
-
-
-def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
-    """Set ``requires_grad`` of every parameter of ``modules``."""
-    for m in modules:
-        for p in m.parameters():
-            p.requires_grad_(flag)
 
 
 @contextlib.contextmanager
@@ -156,14 +151,16 @@ def check_mode(mode: str, gan_loss: str) -> None:
 
 
 class Aligner(nn.Module):
-    """Base class of every aligner.
+    """Base class of every aligner (a loss term of a recipe that compares the two domains' outputs).
 
-    Subclasses own their discriminators in :attr:`discriminators` (so ``aligner.parameters()`` are exactly
-    the discriminator side, for the D optimizer) and implement :meth:`generator_loss` and
-    :meth:`discriminator_loss`.
+    Subclasses own their discriminators in ``discriminators`` (so the parameters outside
+    `generator_parameters` are exactly the discriminator side, for the D optimizer) and implement
+    `generator_loss` and `discriminator_loss`. Both take an optional ``memo``: a dict the recipe creates
+    per term and step and passes to both phases, so the discriminator phase can reuse maps the generator
+    phase computed (without it they are recomputed).
 
     Attributes:
-        discriminators: level name → discriminator (empty for ``minent``).
+        discriminators: map name → discriminator (empty for ``minent``).
         mode: ``"alternate"`` or ``"grl"``.
     """
 
@@ -173,11 +170,13 @@ class Aligner(nn.Module):
         super().__init__()
         self.discriminators = nn.ModuleDict()
 
-    def generator_loss(self, source: SegOutput, target: SegOutput, **sizes: Size | None) -> dict[str, torch.Tensor]:
+    def generator_loss(self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None,
+                       target_size: Size | None = None, memo: Memo | None = None) -> dict[str, torch.Tensor]:
         """The λ-weighted terms added to the segmentation loss (named, e.g. ``"adv_logits"``)."""
         raise NotImplementedError
 
-    def discriminator_loss(self, source: SegOutput, target: SegOutput, **sizes: Size | None) -> dict[str, torch.Tensor]:
+    def discriminator_loss(self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None,
+                           target_size: Size | None = None, memo: Memo | None = None) -> dict[str, torch.Tensor]:
         """The discriminators' losses (inputs detached here); empty for ``minent`` and in GRL mode."""
         raise NotImplementedError
 
@@ -187,18 +186,90 @@ class Aligner(nn.Module):
             return []
         return list(self.discriminators.values())
 
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Parameters of this term trained with the segmentation network (none by default)."""
+        return []
+
     def forward(self, source: SegOutput, target: SegOutput) -> dict[str, torch.Tensor]:
-        """Same as :meth:`generator_loss`."""
+        """Same as `generator_loss`."""
         return self.generator_loss(source, target)
 
 
-class LevelAligner(Aligner):
-    """An adversarial aligner with one discriminator per level and one λ per level (levels given as data).
+class AdversarialAligner(Aligner):
+    """The one adversarial mechanism: named maps of each domain, one discriminator and one λ per map.
 
-    Subclasses define :meth:`d_input`, the map a level's discriminator sees.
+    Subclasses define `weights` (map name → λ, the keys of ``discriminators``) and `d_maps` (the maps the
+    discriminators see). The generator term is ``λ·L(D(target map), source label)`` (``alternate``) or the
+    discriminator loss through a gradient reversal of coefficient λ (``grl``); the discriminator loss is
+    ``½L(D(source map.detach()), 0) + ½L(D(target map.detach()), 1)``.
 
     Args:
-        feature_info: the model's level name → :class:`~uda.types.LevelInfo`.
+        gan_loss: ``"bce"``, ``"lsgan"`` or ``"hinge"``.
+        mode: ``"alternate"`` (the originals) or ``"grl"``.
+    """
+
+    def __init__(self, *, gan_loss: str = "bce", mode: str = "alternate") -> None:
+        super().__init__()
+        check_mode(mode, gan_loss)
+        self.mode = mode
+        self.gan_loss = gan_loss
+        self.weights: dict[str, float] = {}
+
+    def d_maps(self, out: SegOutput, size: Size | None) -> dict[str, torch.Tensor]:
+        """Map name → the discriminator input of one domain's output (``size``: the input image size)."""
+        raise NotImplementedError
+
+    def gan(self, logits: torch.Tensor, label: float, for_discriminator: bool) -> torch.Tensor:
+        """The configured GAN loss of discriminator ``logits`` against ``label`` (0 source, 1 target)."""
+        return Fn.gan_loss(logits, label, self.gan_loss, for_discriminator=for_discriminator)
+
+    def d_loss(self, name: str, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """``½L(D(x_s), 0) + ½L(D(x_t), 1)`` for the discriminator of map ``name``."""
+        d = self.discriminators[name]
+        return 0.5 * (self.gan(d(x_s), Fn.SOURCE_LABEL, True) + self.gan(d(x_t), Fn.TARGET_LABEL, True))
+
+    def generator_loss(self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None,
+                       target_size: Size | None = None, memo: Memo | None = None) -> dict[str, torch.Tensor]:
+        """λ-weighted adversarial terms ``adv_<map>``.
+
+        Args:
+            source: the model's output on source images (used in GRL mode only).
+            target: the model's output on target images.
+            source_size: (H, W) of the source input images, for aligners that upsample to it.
+            target_size: (H, W) of the target input images.
+            memo: per-step scratch dict shared with `discriminator_loss` (the target maps are kept in it).
+
+        Returns:
+            ``{"adv_<map>": tensor}``: in ``alternate`` mode ``λ·L(D(target), 0)``; in ``grl`` mode the
+            discriminator loss through a gradient reversal of coefficient λ.
+        """
+        maps_t = self.d_maps(target, target_size)
+        if memo is not None:
+            memo.update(maps_t)
+        if self.mode == "alternate":
+            return {f"adv_{n}": lam * self.gan(self.discriminators[n](maps_t[n]), Fn.SOURCE_LABEL, False)
+                    for n, lam in self.weights.items()}
+        maps_s = self.d_maps(source, source_size)
+        return {f"adv_{n}": self.d_loss(n, grad_reverse(maps_s[n], lam), grad_reverse(maps_t[n], lam))
+                for n, lam in self.weights.items()}
+
+    def discriminator_loss(self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None,
+                           target_size: Size | None = None, memo: Memo | None = None) -> dict[str, torch.Tensor]:
+        """``{"d_<map>": ½L(D(src.detach()), 0) + ½L(D(tgt.detach()), 1)}``; empty in GRL mode."""
+        if self.mode == "grl":
+            return {}
+        maps_t = memo if memo and all(n in memo for n in self.weights) else self.d_maps(target, target_size)
+        maps_s = self.d_maps(source, source_size)
+        return {f"d_{n}": self.d_loss(n, maps_s[n].detach(), maps_t[n].detach()) for n in self.weights}
+
+
+class LevelAligner(AdversarialAligner):
+    """An adversarial aligner with one discriminator per level and one λ per level (levels given as data).
+
+    Subclasses define `d_input`, the map a level's discriminator sees.
+
+    Args:
+        feature_info: the model's level name → `uda.types.LevelInfo`.
         num_classes: channels of the ``logits`` and ``aux`` levels.
         levels: level name → λ, e.g. ``{"logits": 1e-3, "aux": 2e-4}``.
         discriminator: registered discriminator name, or a factory called with ``in_channels=C``.
@@ -218,16 +289,13 @@ class LevelAligner(Aligner):
         gan_loss: str = "bce",
         mode: str = "alternate",
     ) -> None:
-        super().__init__()
-        check_mode(mode, gan_loss)
-        self.mode = mode
-        self.gan_loss = gan_loss
+        super().__init__(gan_loss=gan_loss, mode=mode)
         self.levels = dict(levels if levels is not None else {"logits": 1e-3, "aux": 2e-4})
         if not self.levels:
             raise UdaError("aligner needs at least one level, e.g. levels={'logits': 0.001}")
+        self.weights = self.levels
         self.feature_info = dict(feature_info or {})
         self.num_classes = num_classes
-        self._target_maps: tuple[SegOutput | None, dict[str, torch.Tensor]] = (None, {})
         for level in self.levels:
             ch = level_channels(level, feature_info, num_classes)
             self.discriminators[level] = build_discriminator(discriminator, ch, discriminator_kwargs)
@@ -236,55 +304,8 @@ class LevelAligner(Aligner):
         """The discriminator input of ``level`` for one domain's output (``size``: the input image size)."""
         raise NotImplementedError
 
-    def _gan(self, logits: torch.Tensor, label: float, for_discriminator: bool) -> torch.Tensor:
-        return Fn.gan_loss(logits, label, self.gan_loss, for_discriminator=for_discriminator)
-
-    def _d_loss(self, d: nn.Module, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self._gan(d(x_s), Fn.SOURCE_LABEL, True) + self._gan(d(x_t), Fn.TARGET_LABEL, True))
-
-    def generator_loss(
-        self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None, target_size: Size | None = None
-    ) -> dict[str, torch.Tensor]:
-        """λ-weighted adversarial terms ``adv_<level>``.
-
-        Args:
-            source: the model's output on source images (used in GRL mode only).
-            target: the model's output on target images.
-            source_size: (H, W) of the source input images, for aligners that upsample to it.
-            target_size: (H, W) of the target input images.
-
-        Returns:
-            ``{"adv_<level>": tensor}``: in ``alternate`` mode ``λ·L(D(target), 0)``; in ``grl`` mode the
-            discriminator loss through a gradient reversal of coefficient λ.
-        """
-        losses = {}
-        maps: dict[str, torch.Tensor] = {}
-        # The discriminator phase of this iteration reuses the target maps (detached) instead of recomputing them.
-        self._target_maps = (target, maps)
-        for level, lam in self.levels.items():
-            d = self.discriminators[level]
-            x_t = maps[level] = self.d_input(target, level, target_size)
-            if self.mode == "alternate":
-                losses[f"adv_{level}"] = lam * self._gan(d(x_t), Fn.SOURCE_LABEL, False)
-            else:
-                x_s = self.d_input(source, level, source_size)
-                losses[f"adv_{level}"] = self._d_loss(d, grad_reverse(x_s, lam), grad_reverse(x_t, lam))
-        return losses
-
-    def discriminator_loss(
-        self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None, target_size: Size | None = None
-    ) -> dict[str, torch.Tensor]:
-        """``{"d_<level>": ½L(D(src.detach()), 0) + ½L(D(tgt.detach()), 1)}``; empty in GRL mode."""
-        if self.mode == "grl":
-            return {}
-        cached_out, cached = self._target_maps
-        self._target_maps = (None, {})
-        losses = {}
-        for level in self.levels:
-            x_s = self.d_input(source, level, source_size).detach()
-            x_t = cached[level] if cached_out is target and level in cached else self.d_input(target, level, target_size)
-            losses[f"d_{level}"] = self._d_loss(self.discriminators[level], x_s, x_t.detach())
-        return losses
+    def d_maps(self, out: SegOutput, size: Size | None) -> dict[str, torch.Tensor]:
+        return {level: self.d_input(out, level, size) for level in self.levels}
 
 
 def upsample_scores(

@@ -15,7 +15,7 @@ from .._errors import UdaError
 from .._registry import register
 from ..losses import _functional as Fn
 from ..types import LevelInfo, SegOutput
-from ._base import Aligner, Size, level_channels, level_tensor, upsample_scores
+from ._base import Aligner, Memo, Size, level_channels, level_tensor, upsample_scores
 
 
 @register("aligner", "minent")
@@ -58,9 +58,8 @@ class MinEntAligner(Aligner):
         for level in self.levels:
             level_channels(level, feature_info, num_classes)  # validates the level name
 
-    def generator_loss(
-        self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None, target_size: Size | None = None
-    ) -> dict[str, torch.Tensor]:
+    def generator_loss(self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None,
+                       target_size: Size | None = None, memo: Memo | None = None) -> dict[str, torch.Tensor]:
         """``{"ent_<level>": λ · mean normalized entropy of the target prediction}``."""
         losses = {}
         for level, lam in self.levels.items():
@@ -68,7 +67,8 @@ class MinEntAligner(Aligner):
             losses[f"ent_{level}"] = lam * Fn.minent(x)
         return losses
 
-    def discriminator_loss(self, source: SegOutput, target: SegOutput, **sizes: Size | None) -> dict[str, torch.Tensor]:
+    def discriminator_loss(self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None,
+                           target_size: Size | None = None, memo: Memo | None = None) -> dict[str, torch.Tensor]:
         """Always empty: MinEnt has no discriminator."""
         return {}
 

@@ -9,9 +9,12 @@ Design choices (ours, documented in docs/components.md):
 
 - Levels whose spatial sizes differ are resized bilinearly (``align_corners=False``) to a common size: the
   finest level (smallest declared stride, else the largest map) unless ``common_level`` names one.
-- The FRU sits between the generator's features and the classifier and is trained with the discriminator
-  (it belongs to ``aligner.discriminators``, is frozen in the generator phase, and its parameters go to the
-  D optimizer): it "reinforces" the features that the domain classifier reads.
+- The FRU sits between the generator's features and the classifier. The paper can be read two ways, so its
+  side is an option (``fru_side``): ``"discriminator"`` (the default) trains it with the domain classifier
+  (it belongs to ``aligner.discriminators``, is frozen in the generator phase, its parameters go to the D
+  optimizer) so it "reinforces" the features the classifier reads; ``"generator"`` trains it with the
+  segmentation network (its parameters go to the generator optimizer; the classifier sees its output,
+  detached in the discriminator phase).
 - The optional style term (``style_weight``, default 0) matches per-channel mean/std of ``F_m`` between the
   domains: our reading of the paper's "content and style alignment module".
 """
@@ -31,20 +34,21 @@ from .._registry import create, register
 from ..losses import _functional as Fn
 from ..types import LevelInfo, SegOutput
 from ._base import (
-    Aligner,
+    AdversarialAligner,
     DiscriminatorSpec,
+    Memo,
     Size,
     as_level_list,
     build_discriminator,
-    check_mode,
-    grad_reverse,
     level_channels,
     level_tensor,
 )
 
+FRU_SIDES = ("discriminator", "generator")
+
 
 @register("aligner", "multilevel")
-class MultiLevelAligner(Aligner):
+class MultiLevelAligner(AdversarialAligner):
     """MLFA: concatenated multi-level features → (FRU) → one domain classifier.
 
     Args:
@@ -60,6 +64,8 @@ class MultiLevelAligner(Aligner):
         fru: put a feature reinforcement unit (``create("module", "fru", in_channels=C, **fru_kwargs)``)
             before the classifier.
         fru_kwargs: arguments of the FRU (e.g. ``out_channels``, ``groups``).
+        fru_side: train the FRU with the discriminator (``"discriminator"``) or with the segmentation
+            network (``"generator"``).
         common_level: level whose spatial size all levels are resized to (default: the finest).
         style_weight: λ of the per-channel mean/std style term on ``F_m`` (0 disables it).
 
@@ -90,16 +96,18 @@ class MultiLevelAligner(Aligner):
         fru_kwargs: Mapping[str, Any] | None = None,
         common_level: str | None = None,
         style_weight: float = 0.0,
+        fru_side: str = "discriminator",
     ) -> None:
-        super().__init__()
-        check_mode(mode, gan_loss)
-        self.mode = mode
-        self.gan_loss = gan_loss
+        super().__init__(gan_loss=gan_loss, mode=mode)
+        if fru_side not in FRU_SIDES:
+            raise UdaError(f"fru_side {fru_side!r} is not one of {', '.join(FRU_SIDES)}; pick one of them")
+        self.fru_side = fru_side
         self.levels = as_level_list(levels)
         if not self.levels:
             raise UdaError("multilevel aligner needs at least one level, e.g. levels=['layer3', 'layer4']")
         self.feature_info = dict(feature_info or {})
         self.weight = weight
+        self.weights = {"multilevel": weight}
         self.style_weight = style_weight
         if common_level is not None and common_level not in self.levels:
             raise UdaError(f"common_level {common_level!r} is not one of the levels {self.levels}; pick one of them")
@@ -111,7 +119,10 @@ class MultiLevelAligner(Aligner):
         if fru:
             fkw = dict(fru_kwargs or {})
             unit = create("module", "fru", in_channels=in_ch, **fkw)
-            parts["fru"] = unit
+            if fru_side == "generator":
+                self.fru = unit
+            else:
+                parts["fru"] = unit
             d_in = int(getattr(unit, "out_channels", fkw.get("out_channels", in_ch)))
         parts["classifier"] = build_discriminator(discriminator, d_in, discriminator_kwargs)
         self.discriminators["multilevel"] = nn.Sequential(parts)
@@ -140,35 +151,23 @@ class MultiLevelAligner(Aligner):
         ]
         return torch.cat(maps, dim=1)
 
-    def _gan(self, logits: torch.Tensor, label: float, for_discriminator: bool) -> torch.Tensor:
-        return Fn.gan_loss(logits, label, self.gan_loss, for_discriminator=for_discriminator)
+    def d_maps(self, out: SegOutput, size: Size | None) -> dict[str, torch.Tensor]:
+        """``{"multilevel": F_m}`` (through the FRU first when it is on the generator side)."""
+        f = self.fuse(out)
+        return {"multilevel": self.fru(f) if self.fru_side == "generator" and "fru" in self._modules else f}
 
-    def _d_loss(self, x_s: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
-        d = self.discriminators["multilevel"]
-        return 0.5 * (self._gan(d(x_s), Fn.SOURCE_LABEL, True) + self._gan(d(x_t), Fn.TARGET_LABEL, True))
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """The FRU's parameters when it is on the generator side, else none."""
+        return list(self.fru.parameters()) if "fru" in self._modules else []
 
-    def generator_loss(self, source: SegOutput, target: SegOutput, **sizes: Size | None) -> dict[str, torch.Tensor]:
+    def generator_loss(self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None,
+                       target_size: Size | None = None, memo: Memo | None = None) -> dict[str, torch.Tensor]:
         """``{"adv_multilevel": ..., "style_multilevel": ...}`` (style only when ``style_weight > 0``).
 
         In ``alternate`` mode ``adv = λ·L(D(F_m(target)), 0)``; in ``grl`` mode the discriminator loss on
         ``F_m`` of both domains through a gradient reversal of coefficient λ.
         """
-        f_t = self.fuse(target)
-        need_source = self.mode == "grl" or self.style_weight > 0
-        f_s = self.fuse(source) if need_source else None
-        losses = {}
-        if self.mode == "alternate":
-            losses["adv_multilevel"] = self.weight * self._gan(
-                self.discriminators["multilevel"](f_t), Fn.SOURCE_LABEL, False
-            )
-        else:
-            losses["adv_multilevel"] = self._d_loss(grad_reverse(f_s, self.weight), grad_reverse(f_t, self.weight))
+        losses = super().generator_loss(source, target, source_size=source_size, target_size=target_size, memo=memo)
         if self.style_weight > 0:
-            losses["style_multilevel"] = self.style_weight * Fn.style(f_s, f_t)
+            losses["style_multilevel"] = self.style_weight * Fn.style(self.fuse(source), self.fuse(target))
         return losses
-
-    def discriminator_loss(self, source: SegOutput, target: SegOutput, **sizes: Size | None) -> dict[str, torch.Tensor]:
-        """``{"d_multilevel": ½L(D(F_m(src).detach()), 0) + ½L(D(F_m(tgt).detach()), 1)}``; empty in GRL mode."""
-        if self.mode == "grl":
-            return {}
-        return {"d_multilevel": self._d_loss(self.fuse(source).detach(), self.fuse(target).detach())}

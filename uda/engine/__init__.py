@@ -1,22 +1,26 @@
-"""The one training loop, its stages, checkpoints and multi-process support.
+"""The one training loop (`Trainer`), the building of a run's parts, the loop's callbacks, checkpoints and
+multi-process support. The Task/Stage seam a recipe implements lives in `uda.recipes`.
 
 Example:
-    >>> from uda.engine import train, Trainer, set_requires_grad  # noqa: F401
+    >>> from uda.engine import train, Trainer, Callback  # noqa: F401
 """
 
-from ._optim import build_optimizer, build_scheduler, lr_factor, set_requires_grad
+from .._utils import set_requires_grad
+from ._optim import build_optimizer, build_scheduler, lr_factor
+from .build import RunParts, build_parts, seed_everything
+from .callbacks import EVENTS, Callback, StepLosses, TrainingInterrupted
 from .checkpoint import load_latest_checkpoint, write_checkpoint
-from .stage import Stage, Task, TranslatorTask
-from .trainer import EVENTS, Trainer, TrainingInterrupted, seed_everything, train
+from .trainer import Trainer, train
 
 __all__ = [
     "EVENTS",
-    "Stage",
-    "Task",
+    "Callback",
+    "RunParts",
+    "StepLosses",
     "Trainer",
     "TrainingInterrupted",
-    "TranslatorTask",
     "build_optimizer",
+    "build_parts",
     "build_scheduler",
     "load_latest_checkpoint",
     "lr_factor",

@@ -1,7 +1,9 @@
 """The base of every recipe: the segmentation stage's task (losses per phase, parameters) and its stages.
 
-A recipe is a short composition: a ``Config`` dataclass, an aligner and/or a translator built from it,
-and at most a few overridden hooks. The one loop (:mod:`uda.engine.trainer`) owns everything else.
+A recipe is a short composition: a ``Config`` dataclass, named loss terms (aligners, regularisers) and/or a
+translator built from it, and at most a few overridden hooks. The one loop (`uda.engine.Trainer`) owns
+everything else. Loss terms are data: ``recipe.terms`` in the config is a list of
+``{name: ..., kind: <registered aligner>, <its options>}``, added before the recipe's own terms.
 """
 
 from __future__ import annotations
@@ -12,18 +14,37 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import CheckpointError
+from .._errors import CheckpointError, ConfigError
 from .._io import load_checkpoint
 from .._registry import create
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
 from ..engine._optim import duplicated_backbone_params
-from ..engine.stage import Stage, TranslatorTask
-from ..losses._functional import seg_ce
+from ..losses import seg_ce
 from ..types import LevelInfo, SegOutput
+from .task import Batch, Losses, SegStep, Stage, TranslatorTask
 
 
 @dataclass
-class TranslationConfig(RecipeConfig):
+class TermsConfig(RecipeConfig):
+    """Base of the built-in recipes' configs: extra loss terms given as data.
+
+    Attributes:
+        terms: a list of ``{"name": NAME, "kind": ALIGNER, **options}``; each is built with
+            ``create("aligner", ALIGNER, feature_info=..., num_classes=..., **options)`` and added to the
+            recipe under ``NAME`` before the recipe's own terms (e.g. AdvEnt's ``aligner``). With more than one
+            term, every loss is reported as ``NAME_<loss>``.
+
+    Example:
+        >>> cfg = TermsConfig(terms=[{"name": "feature", "kind": "multilevel", "levels": ["layer3"]}])
+        >>> cfg.terms[0]["kind"]
+        'multilevel'
+    """
+
+    terms: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TranslationConfig(TermsConfig):
     """Fields shared by the recipes that train on translated source images (``cyclegan``, ``fda``, ``mlfa``).
 
     Attributes:
@@ -53,16 +74,27 @@ class TranslationConfig(RecipeConfig):
 
 
 class Recipe(nn.Module):
-    """Source-only segmentation task; subclasses add an aligner (``self.aligner``) and/or a translator.
+    """Source-only segmentation task; subclasses add loss terms (`add_term`) and/or a translator.
 
     Args:
-        cfg: the recipe's config (a :class:`RecipeConfig` subclass).
+        cfg: the recipe's config (a `uda.config.RecipeConfig` subclass; a `TermsConfig` adds its ``terms``).
         model: the segmentation network.
         num_classes: number of classes.
         feature_info: the model's feature levels (defaults to ``model.feature_info``).
 
-    Per iteration the loop calls :meth:`generator_losses` and :meth:`discriminator_losses` (see
-    :class:`uda.engine.stage.Task`).
+    Per iteration the loop calls `generator_losses` and `discriminator_losses`, then `after_step` once the
+    optimizers stepped (see `uda.recipes.Task`). A submodule that is neither the model nor a term nor the
+    translator, with ``requires_grad=False`` (`carry`), moves and is checkpointed with the recipe, is never
+    optimized and stays in eval mode.
+
+    Example:
+        >>> import uda
+        >>> from uda.recipes import Recipe, TermsConfig
+        >>> model = uda.create("model", "deeplabv2_tiny", num_classes=4, width=4)
+        >>> r = Recipe(TermsConfig(terms=[{"name": "ent", "kind": "minent", "levels": {"logits": 1.0}}]),
+        ...            model, num_classes=4)
+        >>> list(r.terms)
+        ['ent']
     """
 
     Config = RecipeConfig
@@ -75,19 +107,73 @@ class Recipe(nn.Module):
         self.model = model
         self.num_classes = num_classes
         self.feature_info = feature_info if feature_info is not None else model.feature_info
-        self.aligner: nn.Module | None = None
+        self.aligner: nn.Module | None = None  # the slot of a recipe's primary term (``add_term("aligner", ...)``)
         self.translator: nn.Module | None = None
+        self._terms: list[str] = []
+        if isinstance(cfg, TermsConfig):
+            self.add_config_terms(cfg.terms)
+
+    # --- building blocks ------------------------------------------------------------------------------
+    def add_term(self, name: str, term: nn.Module) -> nn.Module:
+        """Add a loss term (an `uda.alignment.Aligner`) as the submodule ``name``; returns it.
+
+        Raises:
+            ConfigError: ``name`` is taken or not an identifier.
+        """
+        free = name == "aligner" and self.aligner is None
+        if not name.isidentifier() or name in self._terms or (hasattr(self, name) and not free):
+            raise ConfigError(f"recipe.terms: the term name {name!r} is taken or not an identifier; choose another")
+        setattr(self, name, term)
+        self._terms.append(name)
+        return term
+
+    def build_term(self, kind: str, **options: Any) -> nn.Module:
+        """Create a registered aligner ``kind`` for this recipe's model (its feature levels and classes)."""
+        return create("aligner", kind, feature_info=self.feature_info, num_classes=self.num_classes, **options)
+
+    def add_config_terms(self, specs: list[dict[str, Any]]) -> None:
+        """Add terms given as data: ``[{"name": NAME, "kind": ALIGNER, **options}, ...]`` (``cfg.terms``)."""
+        for i, spec in enumerate(specs):
+            spec = dict(spec)
+            name, kind = spec.pop("name", None), spec.pop("kind", None)
+            if not isinstance(name, str) or not isinstance(kind, str):
+                raise ConfigError(f"recipe.terms[{i}]: give a 'name' and a 'kind' (a registered aligner), e.g. "
+                                  "{name: feature, kind: multilevel, levels: [layer3]}")
+            self.add_term(name, self.build_term(kind, **spec))
+
+    def carry(self, name: str, module: nn.Module) -> nn.Module:
+        """Add a carried module (EMA teacher, frozen encoder): frozen, in eval mode, saved with the recipe."""
+        for p in module.parameters():
+            p.requires_grad_(False)
+        self.add_module(name, module.eval())
+        return module
+
+    @property
+    def terms(self) -> dict[str, nn.Module]:
+        """Term name → term, in the order they were added."""
+        return {n: self._modules[n] for n in self._terms}
+
+    def term_losses(self, phase: str, step: SegStep) -> Losses:
+        """The losses of every term for ``phase`` (``"generator"`` or ``"discriminator"``), named
+        ``<term>_<loss>`` when there is more than one term."""
+        out: Losses = {}
+        sizes = {"source_size": step.source_size, "target_size": step.target_size}
+        for name, term in self.terms.items():
+            fn = term.generator_loss if phase == "generator" else term.discriminator_loss
+            losses = fn(step.source, step.target, memo=step.memo.setdefault(name, {}), **sizes)
+            out.update({f"{name}_{k}" if len(self._terms) > 1 else k: v for k, v in losses.items()})
+        return out
 
     # --- hooks -------------------------------------------------------------------------------------
-    def source_images(self, src: dict, tgt: dict) -> torch.Tensor:
+    def source_images(self, src: Batch, tgt: Batch) -> torch.Tensor:
         """The source images the segmentation network trains on (translated by ``self.translator`` if any)."""
-        if self.translator is None or getattr(self.cfg, "translated_root", None):
+        if self.translator is None:
             return src["image"]
         with torch.no_grad():
             return self.translator(src["image"], tgt["image"]).clamp(0, 1)
 
-    def seg_losses(self, out: SegOutput, label: torch.Tensor) -> dict[str, torch.Tensor]:
-        """L_seg = CE(main) + 0.1·CE(aux), logits upsampled to the label size (REFERENCE.md §3)."""
+    def seg_losses(self, out: SegOutput, label: torch.Tensor) -> Losses:
+        """L_seg = CE(main) + 0.1·CE(aux), logits upsampled to the label size (Tsai et al., CVPR 2018)."""
         losses = {"seg": seg_ce(out.logits, label)}
         if out.aux is not None and self.aux_weight:
             losses["seg_aux"] = self.aux_weight * seg_ce(out.aux, label)
@@ -95,53 +181,57 @@ class Recipe(nn.Module):
 
     def source_dataset_options(self) -> dict[str, Any]:
         """Extra options for the source dataset (a translated cache)."""
-        root = getattr(self.cfg, "translated_root", None)
-        return {"images_root": root} if root else {}
+        cfg = self.cfg
+        return {"images_root": cfg.translated_root} if isinstance(cfg, TranslationConfig) and cfg.translated_root else {}
+
+    def wrap_datasets(self, source: Any, target: Any) -> tuple[Any, Any]:
+        """Wrap the training datasets (random crops, rare-class sampling); called once by the builder."""
+        return source, target
+
+    def after_step(self, step: int) -> None:
+        """Called after every applied optimizer step with the 1-based global iteration (EMA updates go here)."""
 
     # --- the Task of the segmentation stage ----------------------------------------------------------
-    def generator_losses(self, src: dict, tgt: dict) -> tuple[dict[str, torch.Tensor], Any]:
+    def generator_losses(self, src: Batch, tgt: Batch) -> tuple[Losses, SegStep]:
         out_s = self.model(self.source_images(src, tgt))
         losses = self.seg_losses(out_s, src["label"])
-        if self.aligner is None:
-            return losses, None
-        out_t = self.model(tgt["image"])
-        # Output-space aligners upsample the logits to the input sizes (as the originals do).
-        sizes = {"source_size": tuple(src["image"].shape[-2:]), "target_size": tuple(tgt["image"].shape[-2:])}
-        losses.update(self.aligner.generator_loss(out_s, out_t, **sizes))
-        return losses, (out_s, out_t, sizes)
+        # Output-space terms upsample the logits to the input sizes (as the originals do).
+        step = SegStep(out_s, None, tuple(src["image"].shape[-2:]), tuple(tgt["image"].shape[-2:]))
+        if not self._terms:
+            return losses, step
+        step.target = self.model(tgt["image"])
+        losses.update(self.term_losses("generator", step))
+        return losses, step
 
-    def discriminator_losses(self, state: Any) -> dict[str, torch.Tensor]:
-        if self.aligner is None or state is None:
+    def discriminator_losses(self, state: SegStep) -> Losses:
+        if not self._terms or state.target is None:
             return {}
-        out_s, out_t, sizes = state
-        return self.aligner.discriminator_loss(out_s, out_t, **sizes)
+        return self.term_losses("discriminator", state)
 
     def generator_param_groups(self, cfg: OptimizerConfig) -> list[dict]:
         groups = self.model.param_groups(cfg.lr, cfg.head_lr_mult)
         if cfg.faithful_duplicate_params:
             groups[0] = dict(groups[0], params=duplicated_backbone_params(self.model))
-        extra = [p for p in getattr(self.aligner, "generator_parameters", list)() if p.requires_grad]
+        extra = [p for t in self.terms.values() for p in t.generator_parameters() if p.requires_grad]
         if extra:
-            groups.append({"params": extra, "lr": cfg.lr, "lr_mult": 1.0, "name": "aligner_g"})
+            groups.append({"params": extra, "lr": cfg.lr, "lr_mult": 1.0, "name": "terms_g"})
         return groups
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
-        if self.aligner is None:
-            return []
-        g = {id(p) for p in getattr(self.aligner, "generator_parameters", list)()}
-        return [p for p in self.aligner.parameters() if id(p) not in g]
+        g = {id(p) for t in self.terms.values() for p in t.generator_parameters()}
+        return [p for t in self.terms.values() for p in t.parameters() if id(p) not in g]
 
     def frozen_in_generator_phase(self) -> list[nn.Module]:
-        return list(self.aligner.frozen_in_generator_phase()) if self.aligner is not None else []
+        return [m for t in self.terms.values() for m in t.frozen_in_generator_phase()]
 
     def trained_modules(self) -> list[nn.Module]:
-        return [m for m in (self.model, self.aligner) if m is not None]
+        return [self.model, *self.terms.values()]
 
     def stages(self, exp: ExperimentConfig) -> list[Stage]:
         """The stages in order; the segmentation stage runs ``trainer.max_iters`` iterations."""
-        stages = []
-        if self.translator is not None and self._translator_trainable():
-            cfg = self.cfg
+        stages: list[Stage] = []
+        cfg = self.cfg
+        if isinstance(cfg, TranslationConfig) and self.translator is not None and self._translator_trainable():
             task = TranslatorTask(self.translator, parse_size(cfg.translator_crop, "recipe.translator_crop"))
             stages.append(Stage("translator", task, cfg.translator_iters,
                                 cfg.translator_optim, cfg.translator_optim))
@@ -151,8 +241,9 @@ class Recipe(nn.Module):
 
     # --- translation helpers ---------------------------------------------------------------------------
     def build_translator(self) -> None:
-        """Build ``self.translator`` from a :class:`TranslationConfig` and load ``translator_checkpoint`` if given."""
+        """Build ``self.translator`` from a `TranslationConfig` and load ``translator_checkpoint`` if given."""
         cfg = self.cfg
+        assert isinstance(cfg, TranslationConfig)
         if cfg.translated_root:
             self.translator = None
             return
@@ -171,10 +262,11 @@ class Recipe(nn.Module):
 
     def _translator_trainable(self) -> bool:
         cfg = self.cfg
-        return (hasattr(self.translator, "generator_losses") and not getattr(cfg, "translator_checkpoint", None)
-                and getattr(cfg, "translator_iters", 0) > 0)
+        assert isinstance(cfg, TranslationConfig)
+        # a training-free translator (FDA) has no losses of its own
+        return hasattr(self.translator, "generator_losses") and not cfg.translator_checkpoint and cfg.translator_iters > 0
 
 
 def build_aligner(recipe: Recipe, name: str, **options: Any) -> nn.Module:
-    """Create a registered aligner for ``recipe.model`` (its feature levels and classes), λs and mode as data."""
-    return create("aligner", name, feature_info=recipe.feature_info, num_classes=recipe.num_classes, **options)
+    """Create a registered aligner for ``recipe.model`` (same as ``recipe.build_term(name, **options)``)."""
+    return recipe.build_term(name, **options)

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .._registry import register
-from ..config import RecipeConfig
-from ._base import Recipe, build_aligner
+from ._base import Recipe, TermsConfig
 
 
 @dataclass
-class AdaptSegNetConfig(RecipeConfig):
+class AdaptSegNetConfig(TermsConfig):
     """Output levels with their λ, discriminator, GAN loss and update style (``alternate`` or ``grl``)."""
 
     name: str = "adaptsegnet"
@@ -37,5 +36,5 @@ class AdaptSegNet(Recipe):
 
     def __init__(self, cfg: AdaptSegNetConfig, model, **kw) -> None:
         super().__init__(cfg, model, **kw)
-        self.aligner = build_aligner(self, self.aligner_name, levels=cfg.levels, discriminator=cfg.discriminator,
-                                     gan_loss=cfg.gan_loss, mode=cfg.update)
+        self.add_term("aligner", self.build_term(self.aligner_name, levels=cfg.levels, discriminator=cfg.discriminator,
+                                                 gan_loss=cfg.gan_loss, mode=cfg.update))

@@ -17,7 +17,7 @@ from ._base import Recipe, TranslationConfig
 
 @dataclass
 class CycleGANRecipeConfig(TranslationConfig):
-    """Translator fields of :class:`~uda.recipes._base.TranslationConfig`."""
+    """The translator fields of `uda.recipes.TranslationConfig`."""
 
     name: str = "cyclegan"
 

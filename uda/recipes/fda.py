@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._registry import register
-from ._base import Recipe, TranslationConfig, build_aligner
+from ._base import Recipe, TranslationConfig
 
 
 @dataclass
@@ -37,4 +37,4 @@ class FDA(Recipe):
         super().__init__(cfg, model, **kw)
         self.build_translator()
         if cfg.entropy_weight > 0:
-            self.aligner = build_aligner(self, "minent", levels={"logits": cfg.entropy_weight})
+            self.add_term("aligner", self.build_term("minent", levels={"logits": cfg.entropy_weight}))

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .._registry import register
-from ..config import RecipeConfig
-from ._base import Recipe, build_aligner
+from ._base import Recipe, TermsConfig
 
 
 @dataclass
-class MinEntConfig(RecipeConfig):
+class MinEntConfig(TermsConfig):
     """λ_ent per output level."""
 
     name: str = "minent"
@@ -31,4 +30,4 @@ class MinEnt(Recipe):
 
     def __init__(self, cfg: MinEntConfig, model, **kw) -> None:
         super().__init__(cfg, model, **kw)
-        self.aligner = build_aligner(self, "minent", levels=cfg.levels)
+        self.add_term("aligner", self.build_term("minent", levels=cfg.levels))

@@ -1,6 +1,6 @@
 """MLFA: multi-level feature alignment with a feature reinforcement unit (FRU) on CycleGAN-translated source.
 
-Algorithm 1 (REFERENCE.md §1), λ = 0.001:
+Algorithm 1 of the MLFA slides (Zhang, Zhao, Zhang, Tongji University), λ = 0.001:
     stage 1: train I_S→T, I_T→S (CycleGAN) — or reuse ``translator_checkpoint`` / a cache ``translated_root``
     stage 2, repeat: sample (x_s, y_s), x_t; x̄_s = I_S→T(x_s)
       F_m = concat(layer2, layer3, layer4) → FRU → D (source 0, target 1)
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._registry import register
-from ._base import Recipe, TranslationConfig, build_aligner
+from ._base import Recipe, TranslationConfig
 
 
 @dataclass
 class MLFAConfig(TranslationConfig):
-    """MLFA's levels, λ, FRU, discriminator, update style and the ablation switches."""
+    """MLFA's levels, λ, FRU (and the side it trains with), discriminator, update style and the ablation switches."""
 
     name: str = "mlfa"
     translator_iters: int = 5000
@@ -29,6 +29,7 @@ class MLFAConfig(TranslationConfig):
     weight: float = 1e-3
     fru: bool = True
     fru_options: dict[str, Any] = field(default_factory=dict)
+    fru_side: Literal["discriminator", "generator"] = "discriminator"
     discriminator: str = "feature"
     gan_loss: Literal["bce", "lsgan", "hinge"] = "bce"
     update: Literal["alternate", "grl"] = "alternate"
@@ -51,9 +52,10 @@ class MLFA(Recipe):
         if cfg.feature_alignment == "multilevel":
             if hasattr(self.model, "check_levels"):
                 self.model.check_levels(cfg.levels)
-            self.aligner = build_aligner(self, "multilevel", levels=cfg.levels, weight=cfg.weight, fru=cfg.fru,
-                                         fru_kwargs=cfg.fru_options, discriminator=cfg.discriminator,
-                                         gan_loss=cfg.gan_loss, mode=cfg.update, style_weight=cfg.style_weight)
+            self.add_term("aligner", self.build_term(
+                "multilevel", levels=cfg.levels, weight=cfg.weight, fru=cfg.fru, fru_kwargs=cfg.fru_options,
+                fru_side=cfg.fru_side, discriminator=cfg.discriminator, gan_loss=cfg.gan_loss, mode=cfg.update,
+                style_weight=cfg.style_weight))
         elif cfg.feature_alignment == "output":
-            self.aligner = build_aligner(self, "output", levels=cfg.output_levels, gan_loss=cfg.gan_loss,
-                                         mode=cfg.update)
+            self.add_term("aligner", self.build_term("output", levels=cfg.output_levels, gan_loss=cfg.gan_loss,
+                                                     mode=cfg.update))

@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._registry import register
-from ..config import RecipeConfig
-from ._base import Recipe
+from ._base import Recipe, TermsConfig
 
 
 @dataclass
-class SourceOnlyConfig(RecipeConfig):
-    """No options beyond the name."""
+class SourceOnlyConfig(TermsConfig):
+    """No options beyond the name (and extra ``terms``)."""
 
     name: str = "source_only"
 

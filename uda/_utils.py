@@ -1,0 +1,58 @@
+"""Small helpers shared across the package (one definition each): freezing parameters, choosing a device,
+converting an image tensor to 8-bit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._errors import UdaError
+
+
+def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
+    """Switch ``requires_grad`` of every parameter of ``modules`` (the generator-phase freeze of discriminators).
+
+    Example:
+        >>> d = torch.nn.Linear(2, 1)
+        >>> set_requires_grad([d], False)
+        >>> d.weight.requires_grad
+        False
+    """
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(flag)
+
+
+def resolve_device(name: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """``auto`` (or ``None``) → ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``; ``cuda`` → ``cuda:LOCAL_RANK``.
+
+    Raises:
+        UdaError: a CUDA device is asked for but CUDA is not available.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
+    name = str(name or "auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UdaError(f"device '{name}' requested but CUDA is not available; use --device cpu")
+        if dev.index is None:
+            dev = torch.device("cuda", local_rank)
+    return dev
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] → (H, W, 3) uint8 (clamped, rounded).
+
+    Example:
+        >>> to_uint8(torch.ones(3, 1, 2)).tolist()
+        [[[255, 255, 255], [255, 255, 255]]]
+    """
+    return (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()

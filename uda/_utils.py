@@ -1,5 +1,5 @@
-"""Small helpers shared across the package (one definition each): freezing parameters, choosing a device,
-converting an image tensor to 8-bit."""
+"""Small helpers shared across the package (one definition each): parsing a ``WxH`` size, freezing parameters,
+choosing a device, converting an image tensor to 8-bit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._errors import UdaError
+from ._errors import ConfigError, UdaError
+
+
+def parse_size(size: str | tuple[int, int] | list[int] | None, key: str = "size") -> tuple[int, int] | None:
+    """Parse ``"WxH"`` (or a ``(W, H)`` pair) into ``(W, H)``; ``None`` stays ``None``.
+
+    Raises:
+        ConfigError: not a positive ``WxH`` size (the message names ``key``).
+
+    Example:
+        >>> parse_size("1280x720"), parse_size((64, 32)), parse_size(None)
+        ((1280, 720), (64, 32), None)
+    """
+    if size is None:
+        return None
+    try:
+        w, h = (int(v) for v in (str(size).lower().split("x") if isinstance(size, str) else size))
+        if w <= 0 or h <= 0:
+            raise ValueError
+    except (ValueError, TypeError):
+        raise ConfigError(f"{key}: '{size}' is not a size WxH such as 1280x720") from None
+    return w, h
 
 
 def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:

@@ -24,19 +24,7 @@ from ._config import apply_overrides, from_dict, merge, to_dict
 from ._errors import ConfigError
 from ._io import dump_yaml, load_yaml
 from ._registry import registry
-
-
-def parse_size(text: str | None, key: str = "size") -> tuple[int, int] | None:
-    """Parse ``"WxH"`` into ``(W, H)``; ``None`` stays ``None``."""
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in str(text).lower().split("x"))
-        if w <= 0 or h <= 0:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"{key}: '{text}' is not a size WxH such as 1280x720") from None
-    return w, h
+from ._utils import parse_size
 
 
 @dataclass

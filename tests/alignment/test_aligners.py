@@ -274,3 +274,61 @@ def test_every_registered_aligner(name, mode, images):
     # aligner.parameters() is exactly the discriminator side, and every D parameter is trained somewhere
     assert {id(p) for p in d_params} == {id(p) for m in aligner.discriminators.values() for p in m.parameters()}
     assert all(p.grad is not None for p in d_params)
+
+
+def test_fru_on_the_generator_side_trains_with_the_segmentation_network(net, images):
+    xs, xt = images
+    kw = dict(feature_info=net.feature_info, levels=["layer3", "layer4"], discriminator="feature_tiny",
+              fru_kwargs={"groups": 4})
+    aligner = uda.create("aligner", "multilevel", fru_side="generator", **kw)
+    fru, clf = aligner.fru, aligner.discriminators["multilevel"]
+    assert "fru" not in dict(clf.named_children())
+    assert {id(p) for p in aligner.generator_parameters()} == {id(p) for p in fru.parameters()}
+    assert aligner.frozen_in_generator_phase() == [clf]
+    ref_net, ref_fru, ref_clf = copy.deepcopy(net), copy.deepcopy(fru), copy.deepcopy(clf)
+    out_s, out_t = net(xs), net(xt)
+    memo = {}
+    with frozen(aligner.frozen_in_generator_phase()):
+        g = aligner.generator_loss(out_s, out_t, memo=memo)
+        sum(g.values()).backward()
+    fru_after_g = grads(fru)
+    d = aligner.discriminator_loss(out_s, out_t, memo=memo)
+    sum(d.values()).backward()
+    # written out: FRU(F_m) → classifier; the generator term trains the FRU, the D phase sees FRU(F_m) detached
+    ps, pt = ref_net(xs), ref_net(xt)
+    fm = lambda o: torch.cat([o.features["layer3"], o.features["layer4"]], 1)  # noqa: E731
+    for p in ref_clf.parameters():
+        p.requires_grad_(False)
+    adv = 1e-3 * bce(ref_clf(ref_fru(fm(pt))), 0.0)
+    adv.backward()
+    assert torch.allclose(g["adv_multilevel"], adv)
+    assert_grads_equal(fru_after_g, grads(ref_fru))
+    assert_grads_equal(grads(fru), grads(ref_fru))  # the D phase added nothing to the FRU
+    for p in ref_clf.parameters():
+        p.requires_grad_(True)
+    ld = bce(ref_clf(ref_fru(fm(ps)).detach()), 0.0) / 2 + bce(ref_clf(ref_fru(fm(pt)).detach()), 1.0) / 2
+    ld.backward()
+    assert torch.allclose(d["d_multilevel"], ld)
+    assert_grads_equal(grads(clf), grads(ref_clf))
+    assert_grads_equal(grads(net), grads(ref_net))
+    with pytest.raises(uda.UdaError, match="fru_side"):
+        uda.create("aligner", "multilevel", fru_side="both", **kw)
+
+
+@pytest.mark.parametrize("side", ["discriminator", "generator"])
+def test_fru_side_puts_its_parameters_in_the_right_optimizer(tmp_path, tiny, side):
+    from uda.engine import Trainer
+
+    tr = Trainer(tiny("mlfa_synthetic", "recipe.translation=false", f"recipe.fru_side={side}"), tmp_path)
+    tr.build()
+    al = tr.recipe.aligner
+    fru = al.fru if side == "generator" else al.discriminators["multilevel"].fru
+    opt = tr.optimizers["seg"]
+    ids = {k: {id(p) for g in opt[k].param_groups for p in g["params"]} for k in ("generator", "discriminator")}
+    fru_ids = {id(p) for p in fru.parameters()}
+    trained_by, other = ("generator", "discriminator") if side == "generator" else ("discriminator", "generator")
+    assert fru_ids <= ids[trained_by] and not fru_ids & ids[other]
+    before = [p.detach().clone() for p in fru.parameters()]
+    tr.set_modes(tr.stages[-1])
+    tr.train_step(tr.stages[-1])
+    assert any(not torch.equal(a, b) for a, b in zip(before, fru.parameters()))

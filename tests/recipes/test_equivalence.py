@@ -96,13 +96,13 @@ def test_one_step_equals_plain_pytorch(tmp_path, tiny, name):
     tr.build()
     stage = tr.stages[-1]
     assert stage.name == "seg" and len(tr.stages) == 1
-    tr._set_modes(stage)
+    tr.set_modes(stage)
     ref = copy.deepcopy(tr.recipe)
     before = {k: v.detach().clone() for k, v in tr.recipe.named_parameters()}
     src, tgt = _first_batches(tr)
     ref_losses = _reference_step(name, ref, src, tgt, tr.cfg)
     tr.train_step(stage)
-    names, values = tr._last_values
+    names, values = tr.last_step.names, tr.last_step.values
     assert sorted(names) == sorted(ref_losses)
     for n, v in zip(names, values):
         assert torch.allclose(v, ref_losses[n].detach(), rtol=1e-5, atol=1e-7), n
@@ -118,7 +118,7 @@ def test_discriminators_frozen_and_untouched_in_generator_phase(tmp_path, tiny):
     tr = Trainer(tiny("adaptsegnet_synthetic", "trainer.max_iters=2"), tmp_path)
     tr.build()
     stage = tr.stages[-1]
-    tr._set_modes(stage)
+    tr.set_modes(stage)
     d_params = list(tr.recipe.aligner.parameters())
     seen = {}
     g_orig, d_orig = tr.recipe.generator_losses, tr.recipe.discriminator_losses
@@ -144,7 +144,7 @@ def test_translator_stage_step_equals_plain_pytorch(tmp_path, tiny):
     tr.build()
     stage = tr.stages[0]
     assert stage.name == "translator"
-    tr._set_modes(stage)
+    tr.set_modes(stage)
     ref = copy.deepcopy(tr.recipe.translator)
     src, tgt = _first_batches(tr)
     o = stage.generator_optim

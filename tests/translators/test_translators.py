@@ -1,6 +1,7 @@
 """Translators: FDA's spectrum swap, CycleGAN's losses and image pool, parameter counts; every registered one."""
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -9,7 +10,9 @@ from torch import nn
 
 import uda
 from uda.alignment import frozen
-from uda.translators import CycleGANOptim, ImagePool, ResnetGenerator, low_freq_mutate
+from uda.engine import lr_factor
+from uda.recipes import TranslationConfig
+from uda.translators import ImagePool, ResnetGenerator, low_freq_mutate
 
 
 def n_params(m):
@@ -71,7 +74,8 @@ def test_full_cyclegan_is_two_resnet9_and_two_patchgans():
     assert n_params(cg.g_st) == n_params(cg.g_ts) == 11_378_179
     assert n_params(cg.d_t) == n_params(cg.d_s) == 2_764_737
     assert cg.pool_s.size == cg.pool_t.size == 50
-    assert (cg.optim.lr, cg.optim.betas) == (2e-4, (0.5, 0.999))
+    o = TranslationConfig().translator_optim  # the stage-1 optimizer of the recipes that train a CycleGAN
+    assert (o.name, o.lr, tuple(o.betas), o.schedule) == ("adam", 2e-4, (0.5, 0.999), "linear_decay")
 
 
 def test_generator_any_size_and_range():
@@ -166,9 +170,9 @@ def test_image_pool_state_dict_resumes_exactly():
 
 
 def test_cyclegan_optim_schedule():
-    o = CycleGANOptim()
-    assert o.lr_factor(0, 100) == 1.0 and o.lr_factor(49, 100) == 1.0
-    assert o.lr_factor(75, 100) == pytest.approx(0.5) and o.lr_factor(100, 100) == 0.0
+    o = dataclasses.replace(TranslationConfig().translator_optim, decay_start=50)  # constant, then linear to 0
+    assert lr_factor(o, 0, 100) == 1.0 and lr_factor(o, 49, 100) == 1.0
+    assert lr_factor(o, 75, 100) == pytest.approx(0.5) and lr_factor(o, 100, 100) == 0.0
 
 
 def test_tiny_cyclegan_learns_a_colour_mapping():
@@ -181,8 +185,8 @@ def test_tiny_cyclegan_learns_a_colour_mapping():
 
     red, blue = [0.9, 0.2, 0.2], [0.2, 0.3, 0.9]
     cg = uda.create("translator", "cyclegan_tiny")
-    og = torch.optim.Adam(cg.generator_parameters(), lr=1e-3, betas=cg.optim.betas)
-    od = torch.optim.Adam(cg.discriminator_parameters(), lr=1e-3, betas=cg.optim.betas)
+    og = torch.optim.Adam(cg.generator_parameters(), lr=1e-3, betas=(0.5, 0.999))
+    od = torch.optim.Adam(cg.discriminator_parameters(), lr=1e-3, betas=(0.5, 0.999))
     for _ in range(20):
         og.zero_grad()
         od.zero_grad()

@@ -11,6 +11,7 @@ import click
 
 from .._errors import CheckpointError, UdaError
 from .._registry import registry
+from .._utils import resolve_device  # noqa: F401  (used by the commands)
 from ..config import ExperimentConfig, load_config, parse_size
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -63,17 +64,6 @@ class Size(click.ParamType):
             self.fail(str(e), param, ctx)
         assert size is not None
         return size
-
-
-def resolve_device(name: str) -> Any:
-    """``auto`` → the first CUDA device if there is one, else the CPU."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UdaError(f"device '{name}' asked for but CUDA is not available; use --device cpu")
-    return torch.device(name)
 
 
 def quote(value: Any) -> str:

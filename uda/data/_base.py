@@ -15,8 +15,9 @@ import torch
 from torch.utils.data import Dataset
 
 from .._errors import DataError
+from .._utils import parse_size
 from ..labels import CITYSCAPES_CLASSES, IGNORE_INDEX
-from ._decode import LabelMap, decode_label_png, decode_rgb, parse_size_arg, resize_image, resize_label
+from ._decode import LabelMap, decode_label_png, decode_rgb, resize_image, resize_label
 
 OnBadSample = Literal["stop", "skip"]
 
@@ -67,7 +68,7 @@ class SegmentationFiles(Dataset):
         if interpolation not in ("bicubic", "bilinear"):
             raise DataError(f"{dataset}: interpolation must be 'bicubic' or 'bilinear', not {interpolation!r}")
         self.samples = list(samples)
-        self.size = parse_size_arg(size)
+        self.size = parse_size(size)
         self.label_map = label_map
         self.label_channel = label_channel
         self.on_bad_sample = on_bad_sample

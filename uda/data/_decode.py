@@ -197,18 +197,6 @@ def _ranges(values: frozenset[int]) -> str:
     return ", ".join(out)
 
 
-def parse_size_arg(size: str | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
-    """``"WxH"`` | ``(W, H)`` | ``None`` → ``(W, H)`` | ``None``."""
-    if size is None:
-        return None
-    if isinstance(size, str):
-        from ..config import parse_size
-
-        return parse_size(size)
-    w, h = (int(v) for v in size)
-    return w, h
-
-
 def resize_image(img: torch.Tensor, size: tuple[int, int] | None, interpolation: str = "bicubic") -> torch.Tensor:
     """uint8 (3, H, W) → float32 (3, H', W') in [0, 1], resized to ``size=(W, H)`` with antialias.
 

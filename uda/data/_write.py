@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from .._errors import DataError
+from .._utils import parse_size
 from ..labels import TRAINID_TO_SYNTHIA_ID, build_lut, palette_array, trainid_to_labelid_lut
-from ._decode import parse_size_arg
 from .synthetic import VAL_OFFSET, render_scene
 
 LAYOUTS = ("gta5", "synthia", "cityscapes")
@@ -92,7 +92,7 @@ def write_synthetic(
         raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     if num < 1:
         raise DataError(f"num must be ≥ 1, not {num}")
-    size = parse_size_arg(size) or (256, 128)
+    size = parse_size(size) or (256, 128)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,8 @@ from torch.utils.data import Dataset
 
 from .._errors import DataError
 from .._registry import register
+from .._utils import parse_size
 from ..labels import CITYSCAPES_CLASSES
-from ._decode import parse_size_arg
 
 DOMAINS = ("source", "target")
 VAL_OFFSET = 1_000_000
@@ -334,7 +334,7 @@ class SyntheticDataset(Dataset):
         if num < 1:
             raise DataError(f"synthetic: num must be ≥ 1, not {num}")
         self.split, self.domain, self.num, self.seed, self.labels = split, domain, int(num), int(seed), labels
-        self.size = parse_size_arg(size) or (128, 64)
+        self.size = parse_size(size) or (128, 64)
         self.dataset = "synthetic"
         self.num_skipped = 0
         self.excluded: list[str] = []

@@ -8,27 +8,11 @@ betas (0.5, 0.999), constant then linear decay to 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 from torch import nn
 
 from .._errors import ConfigError
 from ..config import OptimizerConfig
-
-
-def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
-    """Switch ``requires_grad`` of every parameter of ``modules`` (the generator-phase freeze of the discriminators).
-
-    Example:
-        >>> d = torch.nn.Linear(2, 1)
-        >>> set_requires_grad([d], False)
-        >>> d.weight.requires_grad
-        False
-    """
-    for m in modules:
-        for p in m.parameters():
-            p.requires_grad_(flag)
 
 
 def duplicated_backbone_params(model: nn.Module) -> list[nn.Parameter]:

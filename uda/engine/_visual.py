@@ -9,11 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .._utils import to_uint8
 from ..labels import IGNORE_INDEX, colorize
-
-
-def _to_uint8(img: torch.Tensor) -> np.ndarray:
-    return (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
 
 
 def _colorize(lbl: torch.Tensor) -> np.ndarray:
@@ -39,7 +36,7 @@ def prediction_grid(model: torch.nn.Module, dataset, path: Path, device: torch.d
         img = item["image"].to(device)[None]
         logits = model(img).logits
         pred = F.interpolate(logits.float(), size=img.shape[-2:], mode="bilinear", align_corners=True).argmax(1)[0]
-        row = [_to_uint8(img[0]), _colorize(pred)]
+        row = [to_uint8(img[0]), _colorize(pred)]
         if "label" in item:
             lbl = item["label"]
             if tuple(lbl.shape) != tuple(img.shape[-2:]):
@@ -54,5 +51,5 @@ def translation_grid(translator: torch.nn.Module, source: torch.Tensor, target: 
                      num: int = 4) -> np.ndarray:
     """Rows of source | translated source | a target image; saved as PNG."""
     out = translator(source[:num], target[:num]).clamp(0, 1)
-    rows = [[_to_uint8(source[i]), _to_uint8(out[i]), _to_uint8(target[i % len(target)])] for i in range(len(out))]
+    rows = [[to_uint8(source[i]), to_uint8(out[i]), to_uint8(target[i % len(target)])] for i in range(len(out))]
     return _save_rows(rows, path)

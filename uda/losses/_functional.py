@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from .._errors import UdaError
+from ..labels import IGNORE_INDEX
 
-IGNORE_INDEX = 255
 SOURCE_LABEL = 0.0
 TARGET_LABEL = 1.0
 GAN_LOSSES = ("bce", "lsgan", "hinge")

@@ -10,12 +10,11 @@ from .cache import (
     translator_checkpoint,
     write_png,
 )
-from .cyclegan import CycleGAN, CycleGANOptim, ImagePool, ResnetGenerator, cyclegan_tiny
+from .cyclegan import CycleGAN, ImagePool, ResnetGenerator, cyclegan_tiny
 from .fda import FDATranslator, low_freq_mutate
 
 __all__ = [
     "CycleGAN",
-    "CycleGANOptim",
     "FDATranslator",
     "IdentityTranslator",
     "ImagePool",

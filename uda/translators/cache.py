@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -21,14 +20,10 @@ from torch import nn
 from .._errors import CheckpointError, UdaError
 from .._io import atomic_open, load_checkpoint, save_checkpoint
 from .._registry import create
+from .._utils import to_uint8
 from ._base import Translator
 
 Size = tuple[int, int]
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float in [0, 1] → (H, W, 3) uint8 (rounded)."""
-    return (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 def write_png(image: torch.Tensor, path: str | os.PathLike) -> None:

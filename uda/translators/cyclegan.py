@@ -8,7 +8,6 @@ affine parameters, reflection padding); discriminators: 70×70 PatchGANs; least-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -142,29 +141,6 @@ class ImagePool(nn.Module):
         return f"size={self.size}"
 
 
-@dataclass
-class CycleGANOptim:
-    """The optimizer facts of CycleGAN, for the training loop.
-
-    Attributes:
-        lr: Adam learning rate of both the generators and the discriminators.
-        betas: Adam betas.
-        decay_start: fraction of the run with a constant learning rate (10 + 10 epochs → 0.5); the rate then
-            decays linearly to 0 at the end.
-    """
-
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    decay_start: float = 0.5
-
-    def lr_factor(self, iteration: int, total: int) -> float:
-        """Multiplier of ``lr`` at ``iteration`` of ``total``: 1, then linear to 0."""
-        start = int(self.decay_start * total)
-        if iteration < start or total <= start:
-            return 1.0
-        return max(0.0, (total - iteration) / (total - start))
-
-
 def _to_tanh(x: torch.Tensor) -> torch.Tensor:
     return x * 2.0 - 1.0
 
@@ -179,7 +155,7 @@ class CycleGAN(Translator):
 
     ``forward(source)`` translates source images to the target style (call in eval/no-grad for inference).
     Training is driven by the loop: :meth:`generator_losses` with :meth:`discriminator_modules` frozen,
-    then :meth:`discriminator_losses` on the returned state; Adam with the facts in :attr:`optim`.
+    then :meth:`discriminator_losses` on the returned state; its optimizer is the recipe's ``translator_optim``.
     The networks work in [−1, 1]; the conversion from/to [0, 1] happens inside. Losses are computed in
     [−1, 1] like the original.
 
@@ -202,7 +178,6 @@ class CycleGAN(Translator):
     """
 
     spec_name = "cyclegan"
-    optim = CycleGANOptim()
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ Issue 8, item 1. Three measurements, all on preloaded batches (the data pipeline
 
 How the engine is fed: a :class:`Trainer` is built from the recipe's ``<recipe>_synthetic`` config with
 overrides, then its source/target iterators are replaced by iterators cycling over preloaded batches, and
-``Trainer.train_step(stage)`` is timed. Logging, tqdm and checkpoints (interval work in ``_run_stage``) are
+``Trainer.train_step(stage)`` is timed. Logging, progress and checkpoints (the loop's callbacks) are
 not in the timed region.
 
 Usage:
@@ -137,7 +137,7 @@ def measure_recipe(recipe: str, *, model: str, src_size: str, tgt_size: str, bat
                            run_dir=run_dir, extra=extra)
         sync = _sync(device)
         for stage in tr.stages:
-            tr._set_modes(stage)
+            tr.set_modes(stage)
 
             def step(stage=stage):
                 tr.train_step(stage)
@@ -180,7 +180,7 @@ def measure_overhead(*, model: str, size: str, batch: int, repeats: int, device:
         tr = build_trainer("advent", model=model, src_size=size, tgt_size=size, batch=batch, device=device,
                            run_dir=run_dir, extra=[f"recipe.discriminator={disc}"])
         stage = next(s for s in tr.stages if s.name == "seg")
-        tr._set_modes(stage)
+        tr.set_modes(stage)
         g = tr.cfg.optim.generator
         torch.manual_seed(tr.cfg.trainer.seed)
         net = uda.create("model", model, num_classes=tr.cfg.model.num_classes, **tr.cfg.model.options).to(device)
@@ -219,7 +219,7 @@ def measure_amp(*, size_src: str, size_tgt: str, repeats: int, device: torch.dev
             tr = build_trainer("advent", model=model, src_size=size_src, tgt_size=size_tgt, batch=1, device=device,
                                run_dir=run_dir, extra=sets)
             stage = next(s for s in tr.stages if s.name == "seg")
-            tr._set_modes(stage)
+            tr.set_modes(stage)
             tr.train_step(stage)
             peak[name] = _peak_cuda(device, lambda tr=tr, stage=stage: tr.train_step(stage))
             tr = None
@@ -230,7 +230,7 @@ def measure_amp(*, size_src: str, size_tgt: str, repeats: int, device: torch.dev
             tr = build_trainer("advent", model=model, src_size=size_src, tgt_size=size_tgt, batch=1, device=device,
                                run_dir=run_dir, extra=sets)
             stage = next(s for s in tr.stages if s.name == "seg")
-            tr._set_modes(stage)
+            tr.set_modes(stage)
             tr.train_step(stage)
             trs[name] = (tr, stage)
         times = interleaved({n: (lambda t=t, s=s: t.train_step(s)) for n, (t, s) in trs.items()}, repeats,

@@ -101,7 +101,7 @@ def test_plain_loop_matches_engine_advent(tmp_path):
     tr = bench_train.build_trainer("advent", model="deeplabv2_tiny", src_size="64x32", tgt_size="64x32", batch=2,
                                    device=torch.device("cpu"), run_dir=str(tmp_path), extra=["model.options.width=4"])
     stage = next(s for s in tr.stages if s.name == "seg")
-    tr._set_modes(stage)
+    tr.set_modes(stage)
     net = bench_train.uda.create("model", "deeplabv2_tiny", num_classes=19, width=4)
     net.load_state_dict(tr.model.state_dict())
     g = tr.cfg.optim.generator

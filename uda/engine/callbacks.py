@@ -266,6 +266,15 @@ class MetricsLogger(Callback):
             self.tb = None
 
 
+def nonfinite_advice(cfg: Any, model: torch.nn.Module) -> str:
+    """The fix a non-finite loss message suggests: the real cause for a random-init model with frozen BN."""
+    if cfg.model.pretrained is None and getattr(model, "bn_mode", None) == "frozen":
+        return ("the likely cause: random weights (model.pretrained=null) with frozen BatchNorm statistics "
+                "(bn_mode=frozen) normalize nothing, so activations grow until they overflow; set "
+                "model.options.bn_mode=moving (or train) or give model.pretrained weights")
+    return "lower the learning rate or set trainer.nonfinite=skip"
+
+
 def _warn_no_tensorboard() -> None:
     global _warned_tensorboard
     if not _warned_tensorboard:

@@ -7,8 +7,8 @@ detached maps of this iteration → (all-reduce) → non-finite check → clip �
 ``after_step`` → schedules. Counted in iterations over paired infinite source/target iterators; a recipe only
 supplies the named losses (see `uda.recipes.Task`). MLFA's translator stage runs through the same loop.
 
-The parts are built by `uda.engine.build.build_parts`; checkpoints, logging, progress, the evaluation
-schedule, pictures and the report are callbacks (`uda.engine.callbacks`) on the loop's events.
+The parts are built by `uda.engine.build.build_parts`; checkpoints, logging, progress, the evaluation schedule,
+pictures and the report are callbacks (`uda.engine.callbacks`) on the loop's events.
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ from ..recipes.task import Batch, Stage
 from . import callbacks as C
 from . import distributed as D
 from .build import build_parts, check_writable
-from .callbacks import EVENTS, StepLosses, TrainingInterrupted
-
-__all__ = ["EVENTS", "StepLosses", "Trainer", "TrainingInterrupted", "train"]
+from .callbacks import EVENTS, StepLosses
 
 
 class Trainer:
@@ -79,7 +77,6 @@ class Trainer:
         self.metrics: C.MetricsLogger | None = None
         self._built = False
 
-    # ------------------------------------------------------------------------------------------ API
     def add_callback(self, event: str, fn: Callable[[Trainer], Any], order: int = 0) -> None:
         """Call ``fn(trainer)`` at ``event`` (one of `EVENTS`); lower ``order`` first (built-ins: see callbacks)."""
         if event not in EVENTS:
@@ -101,6 +98,7 @@ class Trainer:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0 (the process that writes files)."""
         return self.dist.is_main
 
     @property
@@ -118,7 +116,6 @@ class Trainer:
         """A SIGTERM/SIGINT arrived (on any rank, under torchrun)."""
         return self._stop or (not self.dist.enabled and self.signal is not None)
 
-    # ---------------------------------------------------------------------------------------- build
     def build(self) -> None:
         """Build the parts (`build_parts`), attach the built-in callbacks, restore a checkpoint when resuming."""
         if self.is_main:
@@ -140,16 +137,11 @@ class Trainer:
                 self.attach(cb)
         self._built = True
 
-    def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint now (rank 0)."""
-        return self.checkpointer.save(self)
-
     def log(self, record: dict[str, Any]) -> None:
         """Append one JSON object to metrics.jsonl (rank 0) and mirror numbers to TensorBoard."""
         if self.metrics is not None:
             self.metrics.write(self, record)
 
-    # ------------------------------------------------------------------------------------------ loop
     def _handle_signal(self, signum, frame) -> None:
         self.signal = signum
 
@@ -172,9 +164,8 @@ class Trainer:
         task, opts = stage.task, self.optimizers[stage.name]
         opt_g, opt_d = opts["generator"], opts.get("discriminator")
         frozen = task.frozen_in_generator_phase()
-        for o in (opt_g, opt_d):
-            if o is not None:
-                o.zero_grad(set_to_none=True)
+        for o in filter(None, (opt_g, opt_d)):
+            o.zero_grad(set_to_none=True)
         for _ in range(t.grad_accum):
             src, tgt = self.next_batches()
             set_requires_grad(frozen, False)
@@ -219,23 +210,15 @@ class Trainer:
             opts["discriminator_sched"].step()
 
     def _skip_nonfinite(self, stage: Stage, names: list[str], values: torch.Tensor, *opts: Any) -> None:
-        vals = values.tolist()
-        name, val = next(((n, v) for n, v in zip(names, vals) if not math.isfinite(v)), ("(other rank)", math.nan))
+        pairs = zip(names, values.tolist())
+        name, val = next(((n, v) for n, v in pairs if not math.isfinite(v)), ("(other rank)", math.nan))
         if self.cfg.trainer.nonfinite == "stop":
             raise NonFiniteLossError(
                 f"non-finite loss '{name}' = {val} at iteration {self.global_iter + 1} (stage {stage.name}); "
-                f"last good checkpoint: {self.last_checkpoint or 'none'}; {self._nonfinite_advice()}")
+                f"last good checkpoint: {self.last_checkpoint or 'none'}; {C.nonfinite_advice(self.cfg, self.model)}")
         self.skipped += 1
-        for o in opts:
-            if o is not None:
-                o.zero_grad(set_to_none=True)
-
-    def _nonfinite_advice(self) -> str:
-        if self.cfg.model.pretrained is None and getattr(self.model, "bn_mode", None) == "frozen":
-            return ("the likely cause: random weights (model.pretrained=null) with frozen BatchNorm statistics "
-                    "(bn_mode=frozen) normalize nothing, so activations grow until they overflow; set "
-                    "model.options.bn_mode=moving (or train) or give model.pretrained weights")
-        return "lower the learning rate or set trainer.nonfinite=skip"
+        for o in filter(None, opts):
+            o.zero_grad(set_to_none=True)
 
     def set_modes(self, stage: Stage) -> None:
         """Eval mode for the whole recipe (carried modules stay there), then train mode for the stage's modules."""
@@ -268,15 +251,14 @@ class Trainer:
                 if self.stage_idx + 1 == len(self.stages):
                     break
                 self.stage_idx, self.stage_iter = self.stage_idx + 1, 0
-            for s, h in handlers.items():
-                signal.signal(s, h)
-            handlers = {}
+            while handlers:  # the final evaluation runs with the default handlers
+                signal.signal(*handlers.popitem())
             result = self.evaluate(final=True)
             self.emit("on_train_end")
             return result or {}
         finally:
-            for s, h in handlers.items():
-                signal.signal(s, h)
+            while handlers:
+                signal.signal(*handlers.popitem())
             for cb in self._objects:
                 cb.close(self)
 

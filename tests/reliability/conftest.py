@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,8 @@ def invoke(*args: object):
 def one_line_error(result) -> str:
     """The single ``error: ...`` line of a failed command (asserts there is exactly one line and no traceback)."""
     lines = [x for x in result.stderr.splitlines()
-             if x.strip() and "%|" not in x and not x.startswith(("training ", "uda: resumed"))]  # progress bars
+             if x.strip() and "%|" not in x and not x.startswith(("training ", "uda: resumed"))
+             and not re.match(r"uda: \w+ \d+/\d+ ", x)]  # progress bars, plain progress lines
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr
     return lines[0]

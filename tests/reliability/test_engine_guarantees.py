@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import uda.engine.callbacks as logging_mod
 import uda.engine.checkpoint as ckpt_mod
-import uda.engine.trainer as trainer_mod
 from uda._io import load_checkpoint
 from uda.data import write_synthetic
 
@@ -65,7 +65,7 @@ def test_a_learning_rate_beyond_float32_is_a_config_error_not_a_traceback(tmp_pa
 
 def test_disk_full_while_logging_keeps_the_checkpoint_and_says_so(tmp_path, monkeypatch):
     """metrics.jsonl is appended with a plain ``open``; ENOSPC there escapes as a raw OSError (traceback, exit 1).
-    Fixed (trainer.log): catch OSError like save_checkpoint does and raise a UdaError naming metrics.jsonl, the last
+    Fixed (MetricsLogger.write): catch OSError like save_checkpoint does and raise a UdaError naming metrics.jsonl, the last
     good checkpoint and '--resume'."""
     real, n = open, {"calls": 0}
 
@@ -76,7 +76,7 @@ def test_disk_full_while_logging_keeps_the_checkpoint_and_says_so(tmp_path, monk
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))
         return real(file, mode, *a, **k)
 
-    monkeypatch.setattr(trainer_mod, "open", full_open, raising=False)
+    monkeypatch.setattr(logging_mod, "open", full_open, raising=False)
     r = invoke("train", "source_only_synthetic", "--out", tmp_path / "run", "--device", "cpu",
                *sets("trainer.max_iters=6", "trainer.checkpoint_every=2"))
     assert r.exit_code == 2

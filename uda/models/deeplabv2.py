@@ -209,6 +209,34 @@ class DeepLabV2(UdaSegmentationModel):
         heads = [self.head] + ([self.aux_head] if self.aux_head is not None else [])
         return [p for h in heads for p in h.parameters()]
 
+    def faithful_backbone_parameters(self) -> list[nn.Parameter]:
+        """The 1× parameter list exactly as the original AdaptSegNet/ADVENT scripts build it.
+
+        The originals (``get_1x_lr_params_NOscale``) walk ``[conv1, bn1, layer1, …, layer4]``, and for each of
+        them every module of ``.modules()`` and that module's ``.parameters()`` that require grad. A tensor
+        therefore appears once per enclosing module: a block's conv three times (stage, block, conv), a
+        downsample conv four times, the stem conv once; BN affine is frozen. For ResNet-101 that is 314
+        entries for 104 unique tensors. SGD then applies momentum and weight decay once per entry, which is
+        the behaviour an exact reproduction needs (``optim.generator.faithful_duplicate_params``).
+
+        Returns:
+            The list, with repeats, in the originals' order.
+
+        Example:
+            >>> m = DeepLabV2(3, layers=(1, 1, 1, 1), width=8)
+            >>> ps = m.faithful_backbone_parameters()
+            >>> len(ps), len({id(p) for p in ps})
+            (53, 17)
+        """
+        b = self.backbone
+        return [
+            p
+            for part in (b.conv1, b.bn1, b.layer1, b.layer2, b.layer3, b.layer4)
+            for mod in part.modules()
+            for p in mod.parameters()
+            if p.requires_grad
+        ]
+
     def translate_foreign_state_dict(self, sd: dict[str, torch.Tensor]) -> tuple[dict, str, str | None] | None:
         """Map the original AdaptSegNet/ADVENT layouts onto ours (used by :func:`~uda.models.load_weights`).
 

@@ -215,3 +215,31 @@ def test_faithful_duplicate_params_needs_the_deeplab_rule():
 
     with pytest.raises(uda.ConfigError, match="faithful_duplicate_params"):
         duplicated_backbone_params(torch.nn.Linear(2, 2))
+
+
+def test_two_branch_classifier_matches_adaptsegnet_release(tmp_path):
+    """AdaptSegNet's released classifier returns after its first two branches; classifier_branches=2 computes that."""
+    import torch.nn.functional as F
+
+    sd = original_state_dict(SMALL, 8, 3)
+    path = tmp_path / "adaptsegnet.pth"
+    torch.save(sd, path)
+    m = DeepLabV2(3, layers=SMALL, width=8, classifier_branches=2)
+    load_weights(m, path)
+    x = torch.rand(1, 3, 65, 57, generator=torch.Generator().manual_seed(2))
+    ref = reference_forward(sd, x, SMALL)
+
+    def two(head: str, feat: torch.Tensor) -> torch.Tensor:
+        return sum(F.conv2d(feat, sd[f"{head}.conv2d_list.{j}.weight"], sd[f"{head}.conv2d_list.{j}.bias"],
+                            padding=d, dilation=d) for j, d in ((0, 6), (1, 12)))
+
+    out = m.eval()(x)
+    assert _close(out.logits, two("layer6", ref["layer4"])) and _close(out.aux, two("layer5", ref["layer3"]))
+    assert not _close(out.logits, ref["layer6"])  # the four-branch sum differs
+    full = DeepLabV2(3, layers=SMALL, width=8)
+    load_weights(full, path)
+    assert _close(full.eval()(x).logits, ref["layer6"])
+    with pytest.raises(uda.UdaError, match="classifier_branches"):
+        DeepLabV2(3, layers=SMALL, classifier_branches=5)
+    tiny = uda.create("model", "deeplabv2_tiny", num_classes=3, classifier_branches=2)
+    assert tiny.head.num_summed == tiny.aux_head.num_summed == 2

@@ -1,6 +1,12 @@
 """Built-in experiment configs (kind ``config``): ``<recipe>_<setup>`` = a setup base + a few recipe lines.
 
 ``uda list config`` lists them; ``uda config show NAME`` prints one resolved.
+
+``<recipe>_<paper setup>_faithful`` (AdaptSegNet, ADVENT, MinEnt on GTA5/SYNTHIA → Cityscapes) reproduce the
+released code of AdaptSegNet (Tsai et al., CVPR 2018) and ADVENT (Vu et al., CVPR 2019) where it departs from
+our defaults: BatchNorm running statistics updated in training (affine frozen), the 1× parameter group with
+tensors repeated as the originals list them, and, for AdaptSegNet, the classifier that sums only its first two
+branches (its released checkpoints were trained so). See docs/training.md and docs/recipes/.
 """
 
 from __future__ import annotations
@@ -80,3 +86,41 @@ def _make(recipe: str, setup: str) -> Callable[[], ExperimentConfig]:
 for _recipe in RECIPES:
     for _setup in SETUPS:
         register_config(f"{_recipe}_{_setup}")(_make(_recipe, _setup))
+
+#: Recipes whose released code (AdaptSegNet's and ADVENT's DeepLab-v2 scripts) the faithful presets follow.
+FAITHFUL_RECIPES = ("adaptsegnet", "advent", "minent")
+PAPER_SETUPS = ("gta5_cityscapes", "synthia_cityscapes")
+
+
+def make_faithful(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Turn a paper preset into its exact-reproduction variant (in place; returns it).
+
+    Moving BN statistics (``model.options.bn_mode=moving``), the originals' duplicated 1× parameter list
+    (``optim.generator.faithful_duplicate_params``), and for AdaptSegNet the two-branch classifier of its release
+    (``model.options.classifier_branches=2``).
+
+    Example:
+        >>> from uda.config import get_builtin
+        >>> get_builtin("adaptsegnet_gta5_cityscapes_faithful").model.options
+        {'bn_mode': 'moving', 'classifier_branches': 2}
+    """
+    cfg.model.options = dict(cfg.model.options, bn_mode="moving")
+    if cfg.recipe.name == "adaptsegnet":
+        cfg.model.options["classifier_branches"] = 2
+    cfg.optim.generator.faithful_duplicate_params = True
+    cfg.name = f"{cfg.name}_faithful"
+    cfg.description = f"{cfg.description}; faithful to the released code"
+    return cfg
+
+
+def _make_faithful(recipe: str, setup: str) -> Callable[[], ExperimentConfig]:
+    def build() -> ExperimentConfig:
+        return make_faithful(_make(recipe, setup)())
+
+    build.__doc__ = f"{recipe} on the {setup} setup, faithful to the released code."
+    return build
+
+
+for _recipe in FAITHFUL_RECIPES:
+    for _setup in PAPER_SETUPS:
+        register_config(f"{_recipe}_{_setup}_faithful")(_make_faithful(_recipe, _setup))

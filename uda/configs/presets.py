@@ -23,15 +23,19 @@ from ..recipes.mlfa import MLFAConfig
 from ..recipes.source_only import SourceOnlyConfig
 from ._setups import SETUPS
 
-# Stage 1 (CycleGAN) lengths: the paper practice is ~10 + 10 epochs at batch 4 on 452x452 crops; here 100k steps at
-# batch 1 with linear decay over the second half (or reuse a trained translator / a translated cache).
-_PAPER_TRANSLATOR = {"translator": "cyclegan", "translator_iters": 100000}
+# Stage 1 (CycleGAN) on the paper setups, following the CycleGAN/CyCADA practice for GTA5 -> Cityscapes:
+# random 452x452 crops of the (1280x720 / 1280x760) source and (1024x512) target images; weights N(0, 0.02)
+# (in the translator); constant lr for the first half, then linear decay to 0 (recipe.translator_decay_start
+# = 0.5, resolved from translator_iters when the run starts). Length: 100k iterations at batch 1 (~4 GTA5
+# epochs), shorter than CyCADA's 10 + 10 epochs at batch 4 (~125k iterations at batch 4, 500k images) to keep
+# stage 1 near a GPU-day; recipe.translator_iters=500000 sees as many images. Or reuse a trained translator
+# (recipe.translator_checkpoint) or a translated cache (recipe.translated_root).
+_PAPER_TRANSLATOR = {"translator": "cyclegan", "translator_iters": 100000, "translator_crop": "452x452"}
 _TINY_TRANSLATOR = {"translator": "cyclegan_tiny", "translator_iters": 300, "translator_crop": "64x64"}
 
 
 def _translation(setup: str) -> dict:
-    t = dict(_TINY_TRANSLATOR if setup == "synthetic" else _PAPER_TRANSLATOR)
-    return t
+    return dict(_TINY_TRANSLATOR if setup == "synthetic" else _PAPER_TRANSLATOR)
 
 
 def _mlfa(setup: str, **kw) -> MLFAConfig:
@@ -39,14 +43,11 @@ def _mlfa(setup: str, **kw) -> MLFAConfig:
     if setup == "synthetic":
         cfg.discriminator = "feature_tiny"
         cfg.fru_options = {"groups": 8}
-    cfg.translator_optim.decay_start = cfg.translator_iters // 2
     return cfg
 
 
 def _translated(cls, setup: str, **kw) -> RecipeConfig:
-    cfg = cls(**_translation(setup), **kw)
-    cfg.translator_optim.decay_start = cfg.translator_iters // 2
-    return cfg
+    return cls(**_translation(setup), **kw)
 
 
 def _adversarial(cls, setup: str) -> RecipeConfig:

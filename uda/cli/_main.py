@@ -390,8 +390,8 @@ def predict_cmd(
     eval_cfg = cfg.eval if cfg is not None else _default_config(list(overrides)).eval
     dev = resolve_device(device)
     written = predict(model.to(dev), list(inputs), out, save=kinds, cfg=eval_cfg, device=dev)
-    n = written if isinstance(written, int) else len(written) if written is not None else "all"
-    click.echo(f"wrote predictions for {n} images into {out}")
+    n_images = len(written) // len(kinds)  # one file per image and kind
+    click.echo(f"wrote predictions for {n_images} images ({len(written)} files: {', '.join(kinds)}) into {out}")
 
 
 from ._data import data_group  # noqa: E402

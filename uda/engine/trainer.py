@@ -520,6 +520,8 @@ class Trainer:
 
         result = self.evaluate(final=True)
         if self.is_main:
+            if isinstance(result, dict):
+                result["method"] = self.cfg.recipe.name  # the row label of the reports
             atomic_write_json(self.out_dir / "final.json", result)
             src = self.cfg.data.source.name
             write_report(result, self.out_dir, setup=src if src in ("gta5", "synthia") else None)

@@ -1,6 +1,6 @@
 """The one training loop of ``uda``, shared by every recipe and every stage.
 
-Per iteration (AdaptSegNet / ADVENT update order, REFERENCE.md §3): zero the gradients → freeze the
+Per iteration (AdaptSegNet / ADVENT update order, Tsai et al. CVPR 2018, Vu et al. CVPR 2019): zero the gradients → freeze the
 discriminators (``set_requires_grad(task.frozen_in_generator_phase(), False)``) → backward of the
 generator-side losses (segmentation + λ·adversarial) → unfreeze → backward of the discriminator losses
 on the detached maps of this iteration → (all-reduce) → non-finite check → clip → optimizer steps →

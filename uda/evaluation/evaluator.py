@@ -1,5 +1,5 @@
-"""Evaluation of a model on a labelled split, and of a folder of saved predictions (REFERENCE.md §5: the
-protocol of AdaptSegNet, ADVENT and the MLFA paper), with label-free target scores for model selection.
+"""Evaluation of a model on a labelled split, and of a folder of saved predictions (the
+protocol of AdaptSegNet, ADVENT and the MLFA paper; see docs/evaluation.md), with label-free target scores for model selection.
 
 Label-free scores (logged at every evaluation, none of them uses a label):
 
@@ -216,7 +216,7 @@ def evaluate(
             :data:`SELECTED_ON_TARGET_LABELS` for a best-on-val choice.
 
     Returns:
-        The CONTRACTS evaluation JSON (``miou``, ``per_class``, ``num_images``, ``protocol``, ``miou19/16/13``,
+        The evaluation JSON (``miou``, ``per_class``, ``num_images``, ``protocol``, ``miou19/16/13``,
         ``pixel_accuracy``) plus ``label_free`` ``{"entropy", "im_score"}`` and ``selection``.
     """
     cfg = cfg or EvalConfig()
@@ -364,7 +364,7 @@ def evaluate_predictions(
         setup: ``"gta5"`` / ``"synthia"`` for the report's paper table.
 
     Returns:
-        The CONTRACTS evaluation JSON.
+        The evaluation JSON (see docs/evaluation.md).
 
     Raises:
         DataError: a missing, unreadable, wrongly sized or out-of-range prediction (one line naming the file).

@@ -1,7 +1,7 @@
 """DeepLab-v2 with a Caffe-style ResNet-101, as used by AdaptSegNet (Tsai et al., CVPR 2018) and ADVENT
 (Vu et al., CVPR 2019), and by MLFA on top of them.
 
-The network (REFERENCE.md §2): Caffe-style bottlenecks (the stride sits on the first 1×1 conv), a 7×7/2 stem
+The network: Caffe-style bottlenecks (the stride sits on the first 1×1 conv), a 7×7/2 stem
 with a ``ceil_mode`` 3×3/2 max-pool, layers [3, 4, 23, 3] with layer3 at stride 1 / dilation 2 and layer4 at
 stride 1 / dilation 4 in *every* block, output stride 8, and the DeepLab-v2 classifier: four 3×3 convolutions
 with dilation = padding 6/12/18/24 whose outputs are summed. The main head reads layer4; the auxiliary head

@@ -92,7 +92,7 @@ class Recipe(nn.Module):
             return self.translator(src["image"], tgt["image"]).clamp(0, 1)
 
     def seg_losses(self, out: SegOutput, label: torch.Tensor) -> dict[str, torch.Tensor]:
-        """L_seg = CE(main) + 0.1·CE(aux), logits upsampled to the label size (REFERENCE.md §3)."""
+        """L_seg = CE(main) + 0.1·CE(aux), logits upsampled to the label size (AdaptSegNet, ADVENT)."""
         losses = {"seg": seg_ce(out.logits, label)}
         if out.aux is not None and self.aux_weight:
             losses["seg_aux"] = self.aux_weight * seg_ce(out.aux, label)

@@ -1,6 +1,6 @@
 """MLFA: multi-level feature alignment with a feature reinforcement unit (FRU) on CycleGAN-translated source.
 
-Algorithm 1 (REFERENCE.md §1), λ = 0.001:
+Algorithm 1 of the MLFA paper (Zhang, Zhao & Zhang, Tongji University), λ = 0.001:
     stage 1: train I_S→T, I_T→S (CycleGAN) — or reuse ``translator_checkpoint`` / a cache ``translated_root``
     stage 2, repeat: sample (x_s, y_s), x_t; x̄_s = I_S→T(x_s)
       F_m = concat(layer2, layer3, layer4) → FRU → D (source 0, target 1)

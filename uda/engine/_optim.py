@@ -34,9 +34,8 @@ def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
 def duplicated_backbone_params(model: nn.Module) -> list[nn.Parameter]:
     """The original AdaptSegNet/ADVENT scripts' 1× parameter list, tensors repeated as they repeat it.
 
-    The model builds the list (``faithful_backbone_parameters``, see
-    [DeepLabV2.faithful_backbone_parameters][uda.models.DeepLabV2.faithful_backbone_parameters]): 314 entries
-    for the 104 tensors of ResNet-101. The heads' 10× group is unchanged (each tensor once).
+    The model builds the list (``DeepLabV2.faithful_backbone_parameters``, see docs/models.md): 314 entries for
+    the 104 tensors of ResNet-101. The heads' 10× group is unchanged (each tensor once).
 
     Args:
         model: a segmentation model with ``faithful_backbone_parameters`` (DeepLab-v2).

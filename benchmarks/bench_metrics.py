@@ -1,4 +1,4 @@
-"""Confusion-matrix throughput and end-to-end evaluation speed (issue 6, "Speed").
+"""Confusion-matrix throughput and end-to-end evaluation speed (docs/benchmarks.md).
 
 Measures, for 2048×1024 label maps (Cityscapes val size):
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import header, load_average, machine_line, md_table, out_dir, write_results
 
-DEEPLAB_PARAMS = 44.6e6  # DeepLab-v2 ResNet-101 (REFERENCE / issue 8)
+DEEPLAB_PARAMS = 44.6e6  # DeepLab-v2 ResNet-101 with both heads, 19 classes
 
 # Assumed per-GPU all-reduce bus bandwidths (GB/s) as achieved by NCCL ring all-reduce, and fp32 peaks (TFLOP/s).
 LINKS = {"PCIe 3.0 x16": 10.0, "PCIe 4.0 x16": 20.0, "NVLink 2 (V100)": 130.0, "NVLink 3 (A100)": 230.0,

@@ -3,7 +3,7 @@
 Paper: Vu et al., "ADVENT: Adversarial Entropy Minimization for Domain Adaptation in Semantic Segmentation"
 (CVPR 2019). This is what a single-paper repository writes: the segmentation model, one FCDiscriminator per
 output level on the weighted self-information maps ``-p·log2(p)/log2(C)``, SGD (heads 10×) + Adam, poly
-decay, and the REFERENCE.md §3 update order:
+decay, and the AdaptSegNet/ADVENT update order:
 
     zero grads → freeze D → source seg loss backward → target adversarial loss backward → unfreeze D →
     D loss on the detached source and target maps of this iteration → step G and D

@@ -2,12 +2,16 @@
 
 The original DeepLab-v2 checkpoints name the backbone ``conv1``, ``bn1``, ``layer1`` … ``layer4``, the auxiliary
 classifier on layer3 ``layer5`` and the main classifier ``layer6``; ``uda.models.load_weights`` recognises that
-layout (and the Caffe BGR input normalization it implies), so a released model evaluates as is:
+layout (and the Caffe BGR input normalization it implies), so a released model evaluates as is. AdaptSegNet's
+released models were trained with a classifier that sums only its first two branches (its code returns from
+inside the summing loop): ``--release adaptsegnet`` builds the model with ``classifier_branches=2`` to match.
 
     python examples/evaluate_original_checkpoint.py --checkpoint GTA2Cityscapes_multi-ed35151c.pth \\
+        --release adaptsegnet --dataset cityscapes --root /data/cityscapes
+    # an ADVENT checkpoint (all four branches), also from the command line:
+    python examples/evaluate_original_checkpoint.py --checkpoint gta2cityscapes_advent.pth --release advent \\
         --dataset cityscapes --root /data/cityscapes
-    # the same from the command line:
-    uda evaluate GTA2Cityscapes_multi-ed35151c.pth --model deeplabv2 --dataset cityscapes --root /data/cityscapes
+    uda evaluate gta2cityscapes_advent.pth --model deeplabv2 --dataset cityscapes --root /data/cityscapes
 
 Without ``--checkpoint`` the script makes a demo: it writes a tiny Cityscapes-layout tree of the synthetic target,
 saves a small DeepLab-v2 under the ORIGINAL key names, loads it back, checks that it computes the same function
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="an original ADVENT/AdaptSegNet .pth file (omit for the demo)")
     parser.add_argument("--model", default=None, help="registered model [deeplabv2; deeplabv2_tiny in the demo]")
+    parser.add_argument("--release", choices=("advent", "adaptsegnet"), default="advent",
+                        help="whose checkpoint: adaptsegnet's sum only two classifier branches [advent]")
     parser.add_argument("--dataset", default="cityscapes")
     parser.add_argument("--root", help="dataset folder (the demo writes one)")
     parser.add_argument("--size", default="1024x512", help="evaluation input size WxH (the papers' protocol)")
@@ -64,7 +70,10 @@ def main(argv: list[str] | None = None) -> dict:
             root = out / "cityscapes"
             write_synthetic(root, domain="target", layout="cityscapes", num=args.num, size=(128, 64), splits=("val",))
 
-    model = uda.create("model", name, num_classes=19)
+    branches = 2 if args.release == "adaptsegnet" else None
+    if args.checkpoint is None and branches is not None:
+        reference.head.num_summed = reference.aux_head.num_summed = branches  # the demo saves that classifier too
+    model = uda.create("model", name, num_classes=19, classifier_branches=branches)
     report = load_weights(model, checkpoint)
     print(f"loaded {checkpoint}: layout {report.layout}, input normalization {report.normalization}")
     if args.checkpoint is None:

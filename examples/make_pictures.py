@@ -1,10 +1,11 @@
-"""Draw the documentation's pictures with uda itself: the synthetic domain pair, FDA translations, predictions.
+"""Draw the documentation's pictures with uda itself: the synthetic domain pair, FDA translations, predictions,
+and source-only beside an adapted model.
 
-    python examples/make_pictures.py                         # trains a short source-only model first
+    python examples/make_pictures.py                         # trains a short source-only and FDA model first
     python examples/make_pictures.py --run runs/mlfa_synthetic   # predictions of an existing run instead
 
-Writes ``synthetic_pair.png``, ``fda_translation.png`` and ``predictions.png`` into ``--out``
-(default ``docs/assets``). Every pixel comes from this project's code: the synthetic renderer, the FDA
+Writes ``synthetic_pair.png``, ``fda_translation.png``, ``predictions.png`` and ``source_only_vs_adapted.png``
+into ``--out`` (default ``docs/assets``). Every pixel comes from this project's code: the synthetic renderer, the FDA
 translator, a model trained by ``uda.engine.train`` and the official Cityscapes palette (``uda.labels.colorize``).
 """
 
@@ -79,6 +80,29 @@ def predictions(out: Path, run: Path, size: str, n: int) -> None:
         out / "predictions.png")
 
 
+def _predict(run: Path, item: dict) -> tuple[np.ndarray, str]:
+    from uda.cli._util import load_model
+    from uda.evaluation import infer
+
+    model, cfg = load_model(run)
+    with torch.no_grad():
+        logits = infer(model, item["image"][None], cfg.eval, out_size=tuple(item["label"].shape))
+    return colorize(logits.argmax(1)[0].numpy()), cfg.recipe.name
+
+
+def comparison(out: Path, source_only: Path, adapted: Path, size: str, n: int) -> None:
+    """Target images, ground truth, and the predictions of a source-only and an adapted run side by side."""
+    val = uda.create("dataset", "synthetic", domain="target", split="val", num=n, size=size, seed=0)
+    rows, names = [], []
+    for i in range(n):
+        item = val[i]
+        (p_src, n_src), (p_ada, n_ada) = _predict(source_only, item), _predict(adapted, item)
+        rows.append([_rgb(item["image"]), colorize(item["label"].numpy()), p_src, p_ada])
+        names = [n_src, n_ada]
+    _grid(rows, ["target image", "ground truth", f"{names[0]} (no adaptation)", f"{names[1]} (adapted)"]).save(
+        out / "source_only_vs_adapted.png")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="docs/assets", help="folder for the PNGs")
@@ -86,6 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="source_only_synthetic", help="config to train when --run is absent")
     parser.add_argument("--iters", type=int, default=300, help="training iterations when --run is absent")
     parser.add_argument("--train-dir", default="runs/pictures", help="run directory of that training")
+    parser.add_argument("--adapted-run", help="an adapted run for the comparison (default: train one briefly)")
+    parser.add_argument("--adapted-config", default="fda_synthetic", help="config to train when --adapted-run is absent")
     parser.add_argument("--size", default="128x64")
     parser.add_argument("--rows", type=int, default=3)
     args = parser.parse_args(argv)
@@ -94,14 +120,18 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     synthetic_pair(out, args.size, args.rows)
     fda_translation(out, args.size, args.rows)
+    from uda.engine import train
+
+    sets = [f"trainer.max_iters={args.iters}", f"trainer.checkpoint_every={args.iters}", "trainer.tensorboard=false",
+            "trainer.device=cpu", "data.val.options.num=8"]
     run = Path(args.run or args.train_dir)
     if not args.run:
-        from uda.engine import train
-
-        cfg = load_config(args.config, [f"trainer.max_iters={args.iters}", f"trainer.checkpoint_every={args.iters}",
-                                        "trainer.tensorboard=false", "trainer.device=cpu", "data.val.options.num=8"])
-        train(cfg, run)
+        train(load_config(args.config, sets), run)
     predictions(out, run, args.size, args.rows)
+    adapted = Path(args.adapted_run or f"{args.train_dir}_adapted")
+    if not args.adapted_run:
+        train(load_config(args.adapted_config, sets), adapted)
+    comparison(out, run, adapted, args.size, args.rows)
     print(f"pictures written to {out}")
 
 

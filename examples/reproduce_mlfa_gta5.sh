@@ -13,7 +13,7 @@
 # Usage: GTA5=/data/GTA5 CITYSCAPES=/data/cityscapes WEIGHTS=/weights/DeepLab_resnet_pretrained_imagenet.pth \
 #        bash examples/reproduce_mlfa_gta5.sh
 #
-# Expected (published, REFERENCE: MLFA slides): mIoU19 45.9 on the 500 Cityscapes val images
+# Expected (published by the MLFA paper, Zhang, Zhao & Zhang): mIoU19 45.9 on the 500 Cityscapes val images
 #   road 91.8 sidewalk 47.1 building 85.6 wall 29.5 fence 29.3 pole 35.4 light 36.8 sign 33.2 veg 81.5
 #   terrain 35.1 sky 82.1 person 62.1 rider 30.6 car 79.0 truck 22.6 bus 33.4 train 4.3 motor 33.9 bike 20.1
 # Reference points: source only ~37, AdaptSegNet 42.4, AdvEnt+MinEnt 45.5, CycleGAN-translated source only 47.0.

@@ -40,6 +40,51 @@ def test_version_is_the_one_in_pyproject() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+([.-]?\w+)?", uda.__version__)
 
 
+def test_distribution_name_license_citation_changelog() -> None:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["name"] == "uda-seg"  # "uda" and "pyuda" on PyPI are other projects
+    assert meta["project"]["license"] == {"text": "Apache-2.0"}
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "Apache-2.0" and cff["version"] == uda.__version__
+    mlfa = cff["references"][0]
+    assert [a["given-names"] + " " + a["family-names"] for a in mlfa["authors"]] == [
+        "Bin Zhang", "Shengjie Zhao", "Rongqing Zhang"]
+    assert "## Unreleased" in (ROOT / "CHANGELOG.md").read_text()
+    import fnmatch
+
+    data = meta["tool"]["setuptools"]["package-data"]["uda"]
+    assert "py.typed" in data and (ROOT / "uda" / "py.typed").is_file()
+    for rel in ("config/presets/x.yaml", "configs/x.yaml", "config/x.yaml"):  # wherever the configs live
+        assert any(fnmatch.fnmatch(rel, pat) for pat in data), rel
+
+
+@pytest.mark.slow
+def test_wheel_ships_every_package_configs_and_py_typed(tmp_path: Path) -> None:
+    """A non-editable build: the wheel holds every subpackage, the presets, py.typed and the `uda` script."""
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "runs", "build", "*.egg-info", "__pycache__",
+                                                             "site", ".venv"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(src)], check=True, capture_output=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("uda_seg-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "uda/py.typed" in names and "uda/__init__.py" in names
+    packages = {p.relative_to(ROOT).parent.as_posix() for p in (ROOT / "uda").rglob("__init__.py")}
+    assert {f"{p}/__init__.py" for p in packages} <= names  # every subpackage, configs included
+    assert any(n.startswith("uda/config") and n.endswith("presets.py") for n in names)
+    dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+    meta = zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode()
+    assert "Name: uda-seg" in meta and "License" in meta
+    assert "uda = uda.cli:main" in zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
+    assert any(n.endswith("LICENSE") for n in names)
+
+
 def test_every_contract_name_is_registered() -> None:
     want = {
         "model": ["deeplabv2"],

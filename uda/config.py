@@ -137,7 +137,7 @@ class TrainerConfig:
 
 @dataclass
 class EvalConfig:
-    """How the target is evaluated (REFERENCE.md §5 by default: resize to 1024x512, upsample to GT size)."""
+    """How the target is evaluated (by default the AdaptSegNet/ADVENT protocol: resize to 1024x512, upsample to GT size)."""
 
     mode: Literal["resize", "slide", "multiscale"] = "resize"
     size: str | None = "1024x512"

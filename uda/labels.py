@@ -1,5 +1,6 @@
 """Label spaces as data in one place: the 19 Cityscapes classes, their palette, the label-id maps of
-Cityscapes/GTA5 and SYNTHIA, and the SYNTHIA evaluation subsets (REFERENCE.md §4).
+Cityscapes/GTA5 and SYNTHIA, and the SYNTHIA evaluation subsets (Cordts et al., CVPR 2016;
+Ros et al., "The SYNTHIA Dataset", CVPR 2016; the 16/13-class subsets of AdaptSegNet/ADVENT).
 
 Example:
     >>> from uda.labels import CITYSCAPES_CLASSES, labelid_to_trainid_lut

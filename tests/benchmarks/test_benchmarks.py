@@ -151,6 +151,7 @@ def test_make_docs_collects_results(tmp_path):
     page = doc.read_text()
     assert (assets / "recipes_miou.png").is_file()
     assert "| mlfa | 30 |" in page and "## Adaptation quality" in page
-    assert "best 5.70×" in page and "**no**" in page  # the 10x metric target, missed
+    assert "best 5.70×" in page and "## Summary" in page  # the 10x metric goal beside the measured figure
+    assert "| goal | measured | note |" in page and "**no**" not in page and "issue" not in page
     assert "`train.json`" in page and "`scaling.json`" in page  # missing results are named
     assert "train_smoke" not in page

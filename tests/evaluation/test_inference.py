@@ -25,9 +25,31 @@ def test_resize_mode_is_the_papers_protocol():
     model = TinySeg(num_classes=3, stride=4).eval()
     x = torch.rand(1, 3, 32, 64)
     out = infer(model, x, EvalConfig(size="32x16"), out_size=(32, 64))
-    small = F.interpolate(x, size=(16, 32), mode="bilinear", align_corners=False, antialias=True)
+    small = F.interpolate(x, size=(16, 32), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
     ref = F.interpolate(model(small).logits, size=(32, 64), mode="bilinear", align_corners=True)
     torch.testing.assert_close(out, ref)
+
+
+def test_resize_mode_resizes_images_like_the_originals_pil_bicubic():
+    """The originals' test loaders resize with PIL's BICUBIC; the model must see (nearly) the same image."""
+    import numpy as np
+    from PIL import Image
+
+    seen = []
+
+    def model(x):
+        seen.append(x)
+        return torch.zeros(x.shape[0], 2, x.shape[2], x.shape[3])
+
+    g = torch.Generator().manual_seed(0)
+    img = (torch.rand(1, 3, 8, 12, generator=g) * 255).round()
+    img = F.interpolate(img, size=(96, 150), mode="bilinear").round().clamp(0, 255)  # a smooth uint8 picture
+    for w, h in ((75, 48), (128, 64), (200, 130)):
+        seen.clear()
+        infer(model, img / 255, EvalConfig(size=f"{w}x{h}"), out_size=(96, 150))
+        pil = Image.fromarray(img[0].permute(1, 2, 0).byte().numpy()).resize((w, h), Image.BICUBIC)
+        ref = torch.from_numpy(np.asarray(pil).astype("float32") / 255).permute(2, 0, 1)
+        assert float((seen[0][0] - ref).abs().max()) * 255 < 1.5  # bilinear would be 3.6-5.9 off
 
 
 def test_slide_with_full_crop_equals_resize():

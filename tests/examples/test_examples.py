@@ -99,6 +99,7 @@ def test_make_pictures(tmp_path: Path) -> None:
     module = _load("make_pictures")
     module.main(["--out", str(tmp_path / "assets"), "--iters", "2", "--train-dir", str(tmp_path / "run"),
                  "--rows", "1", "--size", "64x32"])
-    for name, columns in (("synthetic_pair.png", 4), ("fda_translation.png", 5), ("predictions.png", 4)):
+    for name, columns in (("synthetic_pair.png", 4), ("fda_translation.png", 5), ("predictions.png", 4),
+                          ("source_only_vs_adapted.png", 4)):
         image = Image.open(tmp_path / "assets" / name)
         assert image.width > columns * 64 and image.height > 32, name

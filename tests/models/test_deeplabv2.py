@@ -183,3 +183,63 @@ def test_autocast_and_channels_last():
     m_cl = m.to(memory_format=torch.channels_last)
     out_cl = m_cl(x.contiguous(memory_format=torch.channels_last)).logits
     assert torch.allclose(out_cl, ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("multi_level", "heads"), [(True, 16), (False, 8)])
+def test_faithful_duplicate_params_exact_counts(multi_level, heads):
+    """The originals' 1x list: 314 entries for 104 tensors (ResNet-101, frozen BN affine); heads once each."""
+    from uda.config import OptimizerConfig, RecipeConfig
+    from uda.recipes import Recipe
+
+    m = uda.create("model", "deeplabv2", num_classes=19, multi_level=multi_level, bn_mode="moving")
+    groups = Recipe(RecipeConfig(), m, num_classes=19).generator_param_groups(
+        OptimizerConfig(faithful_duplicate_params=True))
+    one_x, ten_x = groups[0]["params"], groups[1]["params"]
+    # Independently of the rule's code: 33 blocks x 3 convs seen from stage, block and conv (3 times each),
+    # 4 downsample convs seen from stage, block, Sequential and conv (4 times), the stem conv once.
+    assert len(one_x) == 99 * 3 + 4 * 4 + 1 == 314
+    assert len({id(p) for p in one_x}) == 104
+    assert all(p.dim() == 4 for p in one_x)  # conv weights only: BN affine is frozen, the convs have no bias
+    counts: dict[int, int] = {}
+    for p in one_x:
+        counts[id(p)] = counts.get(id(p), 0) + 1
+    assert counts[id(m.backbone.conv1.weight)] == 1
+    assert counts[id(m.backbone.layer3[7].conv2.weight)] == 3
+    assert counts[id(m.backbone.layer1[0].downsample[0].weight)] == 4
+    assert len(ten_x) == len({id(p) for p in ten_x}) == heads
+    assert groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"])
+
+
+def test_faithful_duplicate_params_needs_the_deeplab_rule():
+    from uda.engine._optim import duplicated_backbone_params
+
+    with pytest.raises(uda.ConfigError, match="faithful_duplicate_params"):
+        duplicated_backbone_params(torch.nn.Linear(2, 2))
+
+
+def test_two_branch_classifier_matches_adaptsegnet_release(tmp_path):
+    """AdaptSegNet's released classifier returns after its first two branches; classifier_branches=2 computes that."""
+    import torch.nn.functional as F
+
+    sd = original_state_dict(SMALL, 8, 3)
+    path = tmp_path / "adaptsegnet.pth"
+    torch.save(sd, path)
+    m = DeepLabV2(3, layers=SMALL, width=8, classifier_branches=2)
+    load_weights(m, path)
+    x = torch.rand(1, 3, 65, 57, generator=torch.Generator().manual_seed(2))
+    ref = reference_forward(sd, x, SMALL)
+
+    def two(head: str, feat: torch.Tensor) -> torch.Tensor:
+        return sum(F.conv2d(feat, sd[f"{head}.conv2d_list.{j}.weight"], sd[f"{head}.conv2d_list.{j}.bias"],
+                            padding=d, dilation=d) for j, d in ((0, 6), (1, 12)))
+
+    out = m.eval()(x)
+    assert _close(out.logits, two("layer6", ref["layer4"])) and _close(out.aux, two("layer5", ref["layer3"]))
+    assert not _close(out.logits, ref["layer6"])  # the four-branch sum differs
+    full = DeepLabV2(3, layers=SMALL, width=8)
+    load_weights(full, path)
+    assert _close(full.eval()(x).logits, ref["layer6"])
+    with pytest.raises(uda.UdaError, match="classifier_branches"):
+        DeepLabV2(3, layers=SMALL, classifier_branches=5)
+    tiny = uda.create("model", "deeplabv2_tiny", num_classes=3, classifier_branches=2)
+    assert tiny.head.num_summed == tiny.aux_head.num_summed == 2

@@ -1,6 +1,12 @@
 """Built-in experiment configs (kind ``config``): ``<recipe>_<setup>`` = a setup base + a few recipe lines.
 
 ``uda list config`` lists them; ``uda config show NAME`` prints one resolved.
+
+``<recipe>_<paper setup>_faithful`` (AdaptSegNet, ADVENT, MinEnt on GTA5/SYNTHIA → Cityscapes) reproduce the
+released code of AdaptSegNet (Tsai et al., CVPR 2018) and ADVENT (Vu et al., CVPR 2019) where it departs from
+our defaults: BatchNorm running statistics updated in training (affine frozen), the 1× parameter group with
+tensors repeated as the originals list them, and, for AdaptSegNet, the classifier that sums only its first two
+branches (its released checkpoints were trained so). See docs/training.md and docs/recipes/.
 """
 
 from __future__ import annotations
@@ -17,15 +23,19 @@ from ..recipes.mlfa import MLFAConfig
 from ..recipes.source_only import SourceOnlyConfig
 from ._setups import SETUPS
 
-# Stage 1 (CycleGAN) lengths: the paper practice is ~10 + 10 epochs at batch 4 on 452x452 crops; here 100k steps at
-# batch 1 with linear decay over the second half (or reuse a trained translator / a translated cache).
-_PAPER_TRANSLATOR = {"translator": "cyclegan", "translator_iters": 100000}
+# Stage 1 (CycleGAN) on the paper setups, following the CycleGAN/CyCADA practice for GTA5 -> Cityscapes:
+# random 452x452 crops of the (1280x720 / 1280x760) source and (1024x512) target images; weights N(0, 0.02)
+# (in the translator); constant lr for the first half, then linear decay to 0 (recipe.translator_decay_start
+# = 0.5, resolved from translator_iters when the run starts). Length: 100k iterations at batch 1 (~4 GTA5
+# epochs), shorter than CyCADA's 10 + 10 epochs at batch 4 (~125k iterations at batch 4, 500k images) to keep
+# stage 1 near a GPU-day; recipe.translator_iters=500000 sees as many images. Or reuse a trained translator
+# (recipe.translator_checkpoint) or a translated cache (recipe.translated_root).
+_PAPER_TRANSLATOR = {"translator": "cyclegan", "translator_iters": 100000, "translator_crop": "452x452"}
 _TINY_TRANSLATOR = {"translator": "cyclegan_tiny", "translator_iters": 300, "translator_crop": "64x64"}
 
 
 def _translation(setup: str) -> dict:
-    t = dict(_TINY_TRANSLATOR if setup == "synthetic" else _PAPER_TRANSLATOR)
-    return t
+    return dict(_TINY_TRANSLATOR if setup == "synthetic" else _PAPER_TRANSLATOR)
 
 
 def _mlfa(setup: str, **kw) -> MLFAConfig:
@@ -33,14 +43,11 @@ def _mlfa(setup: str, **kw) -> MLFAConfig:
     if setup == "synthetic":
         cfg.discriminator = "feature_tiny"
         cfg.fru_options = {"groups": 8}
-    cfg.translator_optim.decay_start = cfg.translator_iters // 2
     return cfg
 
 
 def _translated(cls, setup: str, **kw) -> RecipeConfig:
-    cfg = cls(**_translation(setup), **kw)
-    cfg.translator_optim.decay_start = cfg.translator_iters // 2
-    return cfg
+    return cls(**_translation(setup), **kw)
 
 
 def _adversarial(cls, setup: str) -> RecipeConfig:
@@ -80,3 +87,41 @@ def _make(recipe: str, setup: str) -> Callable[[], ExperimentConfig]:
 for _recipe in RECIPES:
     for _setup in SETUPS:
         register_config(f"{_recipe}_{_setup}")(_make(_recipe, _setup))
+
+#: Recipes whose released code (AdaptSegNet's and ADVENT's DeepLab-v2 scripts) the faithful presets follow.
+FAITHFUL_RECIPES = ("adaptsegnet", "advent", "minent")
+PAPER_SETUPS = ("gta5_cityscapes", "synthia_cityscapes")
+
+
+def make_faithful(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Turn a paper preset into its exact-reproduction variant (in place; returns it).
+
+    Moving BN statistics (``model.options.bn_mode=moving``), the originals' duplicated 1× parameter list
+    (``optim.generator.faithful_duplicate_params``), and for AdaptSegNet the two-branch classifier of its release
+    (``model.options.classifier_branches=2``).
+
+    Example:
+        >>> from uda.config import get_builtin
+        >>> get_builtin("adaptsegnet_gta5_cityscapes_faithful").model.options
+        {'bn_mode': 'moving', 'classifier_branches': 2}
+    """
+    cfg.model.options = dict(cfg.model.options, bn_mode="moving")
+    if cfg.recipe.name == "adaptsegnet":
+        cfg.model.options["classifier_branches"] = 2
+    cfg.optim.generator.faithful_duplicate_params = True
+    cfg.name = f"{cfg.name}_faithful"
+    cfg.description = f"{cfg.description}; faithful to the released code"
+    return cfg
+
+
+def _make_faithful(recipe: str, setup: str) -> Callable[[], ExperimentConfig]:
+    def build() -> ExperimentConfig:
+        return make_faithful(_make(recipe, setup)())
+
+    build.__doc__ = f"{recipe} on the {setup} setup, faithful to the released code."
+    return build
+
+
+for _recipe in FAITHFUL_RECIPES:
+    for _setup in PAPER_SETUPS:
+        register_config(f"{_recipe}_{_setup}_faithful")(_make_faithful(_recipe, _setup))

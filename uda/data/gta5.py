@@ -1,7 +1,7 @@
 """GTA5 (Richter et al., "Playing for Data: Ground Truth from Computer Games", ECCV 2016).
 
 Layout: ``images/NNNNN.png`` and ``labels/NNNNN.png`` (1914×1052); labels are palettized (or grey) PNGs whose
-pixel values are Cityscapes label ids, mapped to the 19 trainIds (REFERENCE.md §4).
+pixel values are Cityscapes label ids, mapped to the 19 trainIds (``uda.labels``).
 """
 
 from __future__ import annotations

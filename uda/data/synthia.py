@@ -2,7 +2,7 @@
 
 Layout: ``RGB/NNNNNNN.png`` and ``GT/LABELS/NNNNNNN.png`` (1280×760, 9,400 pairs). Labels are 16-bit
 multi-channel PNGs with the SYNTHIA class id in the FIRST channel (R); PIL cannot read them, ``torchvision.io``
-decodes them unchanged. Ids 0..22 exist; they map to Cityscapes trainIds (REFERENCE.md §4), others are errors.
+decodes them unchanged. Ids 0..22 exist; they map to Cityscapes trainIds (``uda.labels``), others are errors.
 """
 
 from __future__ import annotations

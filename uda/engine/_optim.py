@@ -16,10 +16,25 @@ from ..config import OptimizerConfig
 
 
 def duplicated_backbone_params(model: nn.Module) -> list[nn.Parameter]:
-    """The originals' 1x group: walk ``modules()`` and take ``.parameters()`` of each, so every tensor appears
-    once per enclosing module (REFERENCE.md §3 "optimizer quirk"). Heads are left out."""
-    heads = {id(p) for p in getattr(model, "head_parameters", list)()}
-    return [p for m in model.modules() for p in m.parameters() if p.requires_grad and id(p) not in heads]
+    """The original AdaptSegNet/ADVENT scripts' 1× parameter list, tensors repeated as they repeat it.
+
+    The model builds the list (``DeepLabV2.faithful_backbone_parameters``, see docs/models.md): 314 entries for
+    the 104 tensors of ResNet-101. The heads' 10× group is unchanged (each tensor once).
+
+    Args:
+        model: a segmentation model with ``faithful_backbone_parameters`` (DeepLab-v2).
+
+    Returns:
+        The 1× list with repeats.
+
+    Raises:
+        ConfigError: the model has no such rule (only DeepLab-v2 is trained this way by the originals).
+    """
+    rule = getattr(model, "faithful_backbone_parameters", None)
+    if rule is None:
+        raise ConfigError(f"optim.generator.faithful_duplicate_params: {type(model).__name__} has no original "
+                          "duplicated-parameter rule (only DeepLab-v2 has); set it to false")
+    return rule()
 
 
 def build_optimizer(groups: list[dict] | list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:

@@ -369,6 +369,8 @@ class Report(Callback):
     def on_train_end(self, tr: Trainer) -> None:
         from ..evaluation import write_report
 
+        if isinstance(tr.last_eval, dict):
+            tr.last_eval["method"] = tr.cfg.recipe.name  # the row label of the reports
         atomic_write_json(tr.out_dir / "final.json", tr.last_eval)
         src = tr.cfg.data.source.name
         write_report(tr.last_eval, tr.out_dir, setup=src if src in ("gta5", "synthia") else None)

@@ -1,5 +1,5 @@
-"""Evaluation of a model on a labelled split, and of a folder of saved predictions (REFERENCE.md §5: the
-protocol of AdaptSegNet, ADVENT and the MLFA paper), with label-free target scores for model selection.
+"""Evaluation of a model on a labelled split, and of a folder of saved predictions (the
+protocol of AdaptSegNet, ADVENT and the MLFA paper; see docs/evaluation.md), with label-free target scores for model selection.
 
 Label-free scores (logged at every evaluation, none of them uses a label):
 
@@ -145,6 +145,26 @@ def _dataset_name(dataset: Any) -> str:
     return str(getattr(dataset, "name", None) or getattr(dataset, "root", None) or type(dataset).__name__)
 
 
+_PRETTY = {"cityscapes": "Cityscapes", "gta5": "GTA5", "synthia": "SYNTHIA", "synthetic": "synthetic"}
+
+
+def dataset_label(dataset: Any) -> str:
+    """What a report calls the evaluation set, e.g. ``"Cityscapes val"`` or ``"synthetic (target) val"``.
+
+    Example:
+        >>> import uda
+        >>> dataset_label(uda.create("dataset", "synthetic", split="val", size="64x32", num=1, domain="target"))
+        'synthetic (target) val'
+    """
+    name = getattr(dataset, "dataset", None) or getattr(dataset, "name", None) or type(dataset).__name__
+    label = _PRETTY.get(str(name), str(name))
+    domain = getattr(dataset, "domain", None)
+    if domain:
+        label += f" ({domain})"
+    split = getattr(dataset, "split", None)
+    return f"{label} {split}" if split else label
+
+
 def _check_classes(model: Any, dataset: Any, num_classes: int) -> None:
     ds_classes = getattr(dataset, "num_classes", None)
     if ds_classes is not None and int(ds_classes) != num_classes:
@@ -196,7 +216,7 @@ def evaluate(
             :data:`SELECTED_ON_TARGET_LABELS` for a best-on-val choice.
 
     Returns:
-        The CONTRACTS evaluation JSON (``miou``, ``per_class``, ``num_images``, ``protocol``, ``miou19/16/13``,
+        The evaluation JSON (``miou``, ``per_class``, ``num_images``, ``protocol``, ``miou19/16/13``,
         ``pixel_accuracy``) plus ``label_free`` ``{"entropy", "im_score"}`` and ``selection``.
     """
     cfg = cfg or EvalConfig()
@@ -265,6 +285,7 @@ def evaluate(
             scores._sums = torch.zeros(cm.num_classes + 2, dtype=torch.float64, device=device)
         result["label_free"] = scores.all_reduce_().compute()
     result["selection"] = selection or FINAL_CHECKPOINT
+    result["dataset"] = dataset_label(dataset)
     if report_dir is not None and rank == 0:
         from .report import write_report
 
@@ -343,7 +364,7 @@ def evaluate_predictions(
         setup: ``"gta5"`` / ``"synthia"`` for the report's paper table.
 
     Returns:
-        The CONTRACTS evaluation JSON.
+        The evaluation JSON (see docs/evaluation.md).
 
     Raises:
         DataError: a missing, unreadable, wrongly sized or out-of-range prediction (one line naming the file).
@@ -375,6 +396,7 @@ def evaluate_predictions(
         result = cm.summary(protocol)
     except UdaError as e:
         raise UdaError(f"dataset {_dataset_name(dataset)}: {e}") from None
+    result["dataset"] = dataset_label(dataset)
     if report_dir is not None:
         from .report import write_report
 

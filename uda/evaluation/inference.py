@@ -1,7 +1,9 @@
-"""Inference modes for evaluation and prediction (REFERENCE.md §5).
+"""Inference modes for evaluation and prediction (AdaptSegNet, Tsai et al., CVPR 2018; ADVENT, Vu et al.,
+CVPR 2019; DAFormer, Hoyer et al., CVPR 2022).
 
 - ``"resize"``: the protocol of AdaptSegNet/ADVENT and of the MLFA paper: the input is resized to
-  ``cfg.size`` (1024×512 for Cityscapes), the main-head logits are upsampled bilinearly with
+  ``cfg.size`` (1024×512 for Cityscapes) with antialiased bicubic interpolation, as the originals' test
+  loaders do (PIL ``Image.BICUBIC``; ours agrees with PIL within 1.1/255), the main-head logits are upsampled bilinearly with
   ``align_corners=True`` to the label size (2048×1024).
 - ``"slide"``: sliding windows of ``cfg.crop`` with ``cfg.stride`` over the input (resized to ``cfg.size``
   first when it is set; ``size: null`` = full resolution, the DAFormer/HRDA protocol with 1024×1024 crops and
@@ -50,8 +52,10 @@ def autocast_context(device: torch.device, enabled: bool):
 def _resize_input(images: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     if tuple(images.shape[-2:]) == tuple(size_hw):
         return images
-    # antialiased bilinear for the image (close to PIL's resize used by the reference loaders)
-    return F.interpolate(images, size=size_hw, mode="bilinear", align_corners=False, antialias=True)
+    # Antialiased bicubic, clamped to the image range: the originals' test loaders resize with PIL's BICUBIC
+    # (which also clamps); this matches it within ~1/255 (PIL rounds to uint8, we stay in float).
+    out = F.interpolate(images, size=size_hw, mode="bicubic", align_corners=False, antialias=True)
+    return out.clamp_(0.0, 1.0)
 
 
 def _upsample(logits: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:

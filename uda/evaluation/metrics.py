@@ -1,6 +1,6 @@
 """Streaming semantic-segmentation metrics: a confusion matrix on the device, per-class IoU, mIoU over the
-classes present and pixel accuracy, with the 19/16/13-class Cityscapes protocols (REFERENCE.md §4, §5:
-the protocol of AdaptSegNet/ADVENT and of the MLFA paper, which reports GTA5→Cityscapes on 19 classes and
+classes present and pixel accuracy, with the 19/16/13-class Cityscapes protocols (the
+protocol of AdaptSegNet/ADVENT and of the MLFA paper, which reports GTA5→Cityscapes on 19 classes and
 SYNTHIA→Cityscapes on 16).
 
 Design (docs/evaluation.md): every batch costs **one** ``torch.bincount`` on the batch's device and no
@@ -255,7 +255,7 @@ class ConfusionMatrix:
         return float(np.trace(m) / total) if total else float("nan")
 
     def summary(self, protocol: str = "19", digits: int = 2) -> dict[str, Any]:
-        """The evaluation JSON of CONTRACTS.md, percentages rounded to ``digits``.
+        """The evaluation JSON (docs/evaluation.md), percentages rounded to ``digits``.
 
         Args:
             protocol: ``"19"``, ``"16"`` or ``"13"`` (``"auto"`` = ``"19"``): which mIoU is reported as ``miou``.

@@ -1,5 +1,6 @@
 """Prediction on image files and folders: trainId PNGs, colour PNGs (official Cityscapes palette), overlays
-and labelId PNGs for the official Cityscapes evaluation server (REFERENCE.md §4, §5).
+and labelId PNGs for the official Cityscapes evaluation server (Cordts et al.,
+"The Cityscapes Dataset for Semantic Urban Scene Understanding", CVPR 2016).
 
 Output layout: ``out_dir/<kind>/<relative path>/<image stem>.png`` for each kind in ``save``, where the
 relative path is the image's path below the folder it was found in (e.g. the city subfolder), so that

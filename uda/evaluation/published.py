@@ -1,5 +1,5 @@
-"""Published per-class IoU (%) on Cityscapes val, DeepLab-v2 ResNet-101, kept as data (REFERENCE.md §1:
-Table I of the MLFA paper for GTA5→Cityscapes, Table II for SYNTHIA→Cityscapes).
+"""Published per-class IoU (%) on Cityscapes val, DeepLab-v2 ResNet-101, kept as data
+(Table I of the MLFA paper (Zhang, Zhao & Zhang, Tongji University) for GTA5→Cityscapes, Table II for SYNTHIA→Cityscapes).
 
 Example:
     >>> PUBLISHED["gta5"]["MLFA"]["miou"]

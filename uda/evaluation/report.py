@@ -1,5 +1,6 @@
 """Evaluation reports: the per-class table in the layout of the MLFA paper's Table I (GTA5→Cityscapes,
-19 classes) and Table II (SYNTHIA→Cityscapes, 16 classes) with the published rows beside ours, as
+19 classes) and Table II (SYNTHIA→Cityscapes, 16 classes) with the published rows beside the evaluated
+model's (only when it was scored on Cityscapes), as
 Markdown, CSV and a fixed-width terminal table; a row-normalized confusion-matrix heat map and a
 per-class IoU bar chart as PNGs (matplotlib, Agg backend).
 
@@ -48,13 +49,27 @@ def _setup(setup: str | None) -> str | None:
     raise UdaError(f"unknown report setup '{setup}'; use gta5, synthia or none")
 
 
-def table_rows(result: dict[str, Any], *, setup: str | None = None, name: str = "uda (ours)"):
+def row_name(result: dict[str, Any], name: str | None = None) -> str:
+    """The label of the evaluated model's row: ``name``, else the result's ``method`` (a run's recipe), else
+    ``"this model"``."""
+    return name or str(result.get("method") or "this model")
+
+
+def shows_published(result: dict[str, Any], setup: str | None) -> bool:
+    """Whether the published rows belong beside this result: a paper ``setup`` and a Cityscapes evaluation set
+    (results without a ``dataset`` entry are taken to be Cityscapes, as before)."""
+    return _setup(setup) is not None and str(result.get("dataset", "Cityscapes")).lower().startswith("cityscapes")
+
+
+def table_rows(result: dict[str, Any], *, setup: str | None = None, name: str | None = None):
     """The table as data: ``(classes, rows)`` with rows ``(method, [IoU or None per class], mIoU)``.
 
     ``setup="gta5"``: Table I (19 classes, mIoU19) with MLFA, AdvEnt, CLAN, DLOW; ``"synthia"``: Table II
-    (16 classes, mIoU16) with MLFA; ``None``: our classes and our ``miou`` only.
+    (16 classes, mIoU16) with MLFA; ``None``: our classes and our ``miou`` only. The published rows (Cityscapes
+    val numbers) are left out when the result was scored on another dataset.
     """
-    setup = _setup(setup)
+    name = row_name(result, name)
+    setup = _setup(setup) if shows_published(result, setup) else None
     per_class = result.get("per_class", {})
     if setup is None:
         classes = list(per_class)
@@ -80,18 +95,19 @@ def _miou_label(result: dict[str, Any], setup: str | None) -> str:
     return "mIoU" + (SETUP_PROTOCOL[setup] if setup else str(result.get("protocol", "")))
 
 
-def format_table(result: dict[str, Any], *, setup: str | None = None, name: str = "uda (ours)") -> str:
+def format_table(result: dict[str, Any], *, setup: str | None = None, name: str | None = None) -> str:
     """A fixed-width terminal table (class abbreviations as headers), as printed by ``uda evaluate``.
 
     Args:
         result: the evaluation JSON (``per_class`` percentages, ``miou``, ``miou16`` …).
         setup: ``"gta5"`` (Table I rows), ``"synthia"`` (Table II rows) or ``None`` (ours only).
-        name: the label of our row.
+        name: the label of the evaluated row (default: the result's ``method``, else "this model").
 
     Returns:
         The table as text, one row per method, plus a line with mIoU16/mIoU13 when available.
     """
     classes, rows = table_rows(result, setup=setup, name=name)
+    setup = setup if shows_published(result, setup) else None
     heads = [ABBREVIATIONS.get(c, c[:6]) for c in classes]
     width = max(5, *(len(h) for h in heads))
     mwidth = max(12, *(len(r[0]) for r in rows))
@@ -108,7 +124,9 @@ def format_table(result: dict[str, Any], *, setup: str | None = None, name: str 
     return "\n".join(lines)
 
 
-def _markdown(result: dict[str, Any], setup: str | None, name: str) -> str:
+def _markdown(result: dict[str, Any], setup: str | None, name: str | None) -> str:
+    name = row_name(result, name)
+    setup = setup if shows_published(result, setup) else None
     classes, rows = table_rows(result, setup=setup, name=name)
     heads = [ABBREVIATIONS.get(c, c) for c in classes]
     title = {"gta5": "GTA5 → Cityscapes (Table I layout, 19 classes)",
@@ -120,10 +138,11 @@ def _markdown(result: dict[str, Any], setup: str | None, name: str) -> str:
         out.append(f"| {method} | " + " | ".join(cells) + " |")
     out.append("")
     extra = ", ".join(f"{k} = {_fmt(result[k])}" for k in ("miou19", "miou16", "miou13") if k in result)
+    published = " Published rows: DeepLab-v2 ResNet-101 (MLFA paper), Cityscapes val." if setup is not None else ""
     out.append(
-        f"IoU in %, Cityscapes val, {result.get('num_images', '?')} images, protocol {result.get('protocol')}"
-        + (f" ({extra})" if extra else "")
-        + ". Published rows: DeepLab-v2 ResNet-101 (MLFA paper). – = class absent from prediction and GT."
+        f"IoU in %, {result.get('dataset', 'evaluation set')}, {result.get('num_images', '?')} images, "
+        f"protocol {result.get('protocol')}" + (f" ({extra})" if extra else "") + "."
+        + published + " – = class absent from prediction and GT."
     )
     if setup is not None:
         out.append("")
@@ -135,8 +154,9 @@ def _markdown(result: dict[str, Any], setup: str | None, name: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _csv(result: dict[str, Any], setup: str | None, name: str) -> str:
+def _csv(result: dict[str, Any], setup: str | None, name: str | None) -> str:
     classes, rows = table_rows(result, setup=setup, name=name)
+    setup = setup if shows_published(result, setup) else None
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["method", *classes, _miou_label(result, setup)])
@@ -151,7 +171,8 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _iou_bar(result: dict[str, Any], name: str) -> bytes:
+def _iou_bar(result: dict[str, Any], name: str | None) -> bytes:
+    name = row_name(result, name)
     from matplotlib.figure import Figure  # no pyplot: the global backend stays untouched (Agg canvas)
 
     per_class = result["per_class"]
@@ -168,7 +189,8 @@ def _iou_bar(result: dict[str, Any], name: str) -> bytes:
     miou = result.get("miou")
     if miou is not None:
         ax.axhline(miou, color="black", linestyle="--", linewidth=1)
-    ax.set_title(f"{name}: per-class IoU (mIoU{result.get('protocol', '')} = {_fmt(miou)})")
+    where = f", {result['dataset']}" if result.get("dataset") else ""
+    ax.set_title(f"{name}: per-class IoU{where} (mIoU{result.get('protocol', '')} = {_fmt(miou)})")
     return _png(fig)
 
 
@@ -197,7 +219,7 @@ def write_report(
     out_dir: str | os.PathLike,
     *,
     setup: str | None = None,
-    name: str = "uda (ours)",
+    name: str | None = None,
     confusion: ConfusionMatrix | np.ndarray | None = None,
 ) -> dict[str, Path]:
     """Write the evaluation report into ``out_dir`` (atomic writes).
@@ -209,8 +231,8 @@ def write_report(
     Args:
         result: the evaluation JSON from :func:`~uda.evaluation.evaluate`.
         out_dir: folder to write into (created).
-        setup: ``"gta5"``, ``"synthia"`` or ``None``.
-        name: the label of our row.
+        setup: ``"gta5"``, ``"synthia"`` or ``None``; the published rows appear only for a Cityscapes result.
+        name: the label of the evaluated row (default: the result's ``method``, else "this model").
         confusion: the :class:`ConfusionMatrix` (or its (C, C) counts) of the evaluation.
 
     Returns:

@@ -1,7 +1,7 @@
 """DeepLab-v2 with a Caffe-style ResNet-101, as used by AdaptSegNet (Tsai et al., CVPR 2018) and ADVENT
 (Vu et al., CVPR 2019), and by MLFA on top of them.
 
-The network (REFERENCE.md §2): Caffe-style bottlenecks (the stride sits on the first 1×1 conv), a 7×7/2 stem
+The network: Caffe-style bottlenecks (the stride sits on the first 1×1 conv), a 7×7/2 stem
 with a ``ceil_mode`` 3×3/2 max-pool, layers [3, 4, 23, 3] with layer3 at stride 1 / dilation 2 and layer4 at
 stride 1 / dilation 4 in *every* block, output stride 8, and the DeepLab-v2 classifier: four 3×3 convolutions
 with dilation = padding 6/12/18/24 whose outputs are summed. The main head reads layer4; the auxiliary head
@@ -105,14 +105,28 @@ class ClassifierV2(nn.Module):
         in_channels: input channels.
         num_classes: output channels.
         dilations: dilation (= padding) of each branch; ``(6, 12, 18, 24)`` in the papers.
+        branches: how many branches the forward sums, from the first; ``None`` sums all. AdaptSegNet's
+            released code returns from inside its summing loop, after the first two branches, so its released
+            checkpoints were trained (and are evaluated) with ``branches=2``; every branch keeps its weights so
+            the checkpoints load either way.
 
     Shape:
         - input: (B, in_channels, h, w)
         - output: (B, num_classes, h, w)
     """
 
-    def __init__(self, in_channels: int, num_classes: int, dilations: Sequence[int] = (6, 12, 18, 24)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        dilations: Sequence[int] = (6, 12, 18, 24),
+        branches: int | None = None,
+    ) -> None:
         super().__init__()
+        if branches is not None and not 1 <= int(branches) <= len(dilations):
+            raise UdaError(f"classifier_branches: {branches} is not between 1 and {len(dilations)} (the number of "
+                           "dilations); use 2 for AdaptSegNet's released checkpoints or null for all")
+        self.num_summed = len(dilations) if branches is None else int(branches)
         self.branches = nn.ModuleList(
             nn.Conv2d(in_channels, num_classes, 3, padding=d, dilation=d, bias=True) for d in dilations
         )
@@ -122,7 +136,7 @@ class ClassifierV2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.branches[0](x)
-        for branch in self.branches[1:]:
+        for branch in self.branches[1 : self.num_summed]:
             out = out + branch(x)
         return out
 
@@ -140,6 +154,8 @@ class DeepLabV2(UdaSegmentationModel):
         normalization: input normalization of the weights; ``"caffe"`` (BGR, 0–255, mean subtracted) for the
             DeepLab-v2 init file. :func:`~uda.models.load_weights` switches it to what the loaded file needs.
         dilations: dilations of the classifier branches.
+        classifier_branches: branches each classifier sums (``None``: all); ``2`` is AdaptSegNet's released
+            classifier (see [ClassifierV2][uda.models.deeplabv2.ClassifierV2]).
 
     Shape:
         - input: (B, 3, H, W) RGB in [0, 1]
@@ -167,13 +183,15 @@ class DeepLabV2(UdaSegmentationModel):
         bn_mode: BNMode = "frozen",
         normalization: Normalization | str = "caffe",
         dilations: Sequence[int] = (6, 12, 18, 24),
+        classifier_branches: int | None = None,
     ) -> None:
         super().__init__(num_classes, normalization, bn_mode)
         self.multi_level = multi_level
         self.backbone = CaffeResNet(layers, width)
         c1, c2, c3, c4 = self.backbone.channels
-        self.aux_head = ClassifierV2(c3, num_classes, dilations) if multi_level else None
-        self.head = ClassifierV2(c4, num_classes, dilations)
+        self.classifier_branches = classifier_branches
+        self.aux_head = ClassifierV2(c3, num_classes, dilations, classifier_branches) if multi_level else None
+        self.head = ClassifierV2(c4, num_classes, dilations, classifier_branches)
         for m in self.backbone.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -208,6 +226,34 @@ class DeepLabV2(UdaSegmentationModel):
         """The classifier heads (trained at 10× the base learning rate in the papers)."""
         heads = [self.head] + ([self.aux_head] if self.aux_head is not None else [])
         return [p for h in heads for p in h.parameters()]
+
+    def faithful_backbone_parameters(self) -> list[nn.Parameter]:
+        """The 1× parameter list exactly as the original AdaptSegNet/ADVENT scripts build it.
+
+        The originals (``get_1x_lr_params_NOscale``) walk ``[conv1, bn1, layer1, …, layer4]``, and for each of
+        them every module of ``.modules()`` and that module's ``.parameters()`` that require grad. A tensor
+        therefore appears once per enclosing module: a block's conv three times (stage, block, conv), a
+        downsample conv four times, the stem conv once; BN affine is frozen. For ResNet-101 that is 314
+        entries for 104 unique tensors. SGD then applies momentum and weight decay once per entry, which is
+        the behaviour an exact reproduction needs (``optim.generator.faithful_duplicate_params``).
+
+        Returns:
+            The list, with repeats, in the originals' order.
+
+        Example:
+            >>> m = DeepLabV2(3, layers=(1, 1, 1, 1), width=8)
+            >>> ps = m.faithful_backbone_parameters()
+            >>> len(ps), len({id(p) for p in ps})
+            (53, 17)
+        """
+        b = self.backbone
+        return [
+            p
+            for part in (b.conv1, b.bn1, b.layer1, b.layer2, b.layer3, b.layer4)
+            for mod in part.modules()
+            for p in mod.parameters()
+            if p.requires_grad
+        ]
 
     def translate_foreign_state_dict(self, sd: dict[str, torch.Tensor]) -> tuple[dict, str, str | None] | None:
         """Map the original AdaptSegNet/ADVENT layouts onto ours (used by :func:`~uda.models.load_weights`).
@@ -262,6 +308,7 @@ def deeplabv2(
     normalization: str | None = None,
     layers: Sequence[int] = (3, 4, 23, 3),
     dilations: Sequence[int] = (6, 12, 18, 24),
+    classifier_branches: int | None = None,
 ) -> DeepLabV2:
     """DeepLab-v2 ResNet-101 of AdaptSegNet/ADVENT (Caffe-style, multi-level), random init or local weights.
 
@@ -274,6 +321,9 @@ def deeplabv2(
         normalization: input normalization; default ``"caffe"``, or what the loaded weights need.
         layers: blocks per stage.
         dilations: classifier branch dilations.
+        classifier_branches: branches each classifier sums; ``None`` (default) sums all four, ``2`` reproduces
+            AdaptSegNet's released classifier: set it when loading AdaptSegNet's released checkpoints (the
+            ``adaptsegnet_*_faithful`` presets do).
 
     Returns:
         A :class:`DeepLabV2`.
@@ -289,6 +339,7 @@ def deeplabv2(
         bn_mode=bn_mode,
         layers=tuple(layers),
         dilations=tuple(dilations),
+        classifier_branches=classifier_branches,
     )
 
 
@@ -303,6 +354,7 @@ def deeplabv2_tiny(
     layers: Sequence[int] = (1, 1, 1, 1),
     dilations: Sequence[int] = (1, 2, 3, 4),
     normalization: str | None = None,
+    classifier_branches: int | None = None,
 ) -> DeepLabV2:
     """Tiny DeepLab-v2 (same code as ``deeplabv2``; one block per stage, width 16) for tests and CPU demos.
 
@@ -319,6 +371,7 @@ def deeplabv2_tiny(
         layers: blocks per stage.
         dilations: classifier branch dilations.
         normalization: input normalization (default ``"imagenet"``).
+        classifier_branches: branches each classifier sums (``None``: all; ``2``: AdaptSegNet's released one).
 
     Returns:
         A :class:`DeepLabV2`.
@@ -333,4 +386,5 @@ def deeplabv2_tiny(
         width=width,
         layers=tuple(layers),
         dilations=tuple(dilations),
+        classifier_branches=classifier_branches,
     )

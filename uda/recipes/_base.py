@@ -8,6 +8,7 @@ everything else. Loss terms are data: ``recipe.terms`` in the config is a list o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,9 @@ class TranslationConfig(TermsConfig):
         translator_optim: stage-1 optimizer of generators and discriminators (CycleGAN: Adam 2e-4, (0.5, 0.999),
             constant then linear decay).
         translator_crop: stage 1 trains on random ``WxH`` crops (CycleGAN practice; ``None``: full images).
+        translator_decay_start: fraction of ``translator_iters`` after which stage 1's learning rate decays
+            linearly to 0 (CycleGAN: constant for half the epochs → 0.5); resolved when the run starts, so it
+            follows ``--set recipe.translator_iters=…`` (it replaces ``translator_optim.decay_start``).
         translated_root: a translated source cache (``uda translate``): source images are read from it and
             no on-the-fly translation or stage 1 happens.
     """
@@ -71,6 +75,7 @@ class TranslationConfig(TermsConfig):
     )
     translated_root: str | None = None
     translator_crop: str | None = None
+    translator_decay_start: float = 0.5
 
 
 class Recipe(nn.Module):
@@ -233,8 +238,8 @@ class Recipe(nn.Module):
         cfg = self.cfg
         if isinstance(cfg, TranslationConfig) and self.translator is not None and self._translator_trainable():
             task = TranslatorTask(self.translator, parse_size(cfg.translator_crop, "recipe.translator_crop"))
-            stages.append(Stage("translator", task, cfg.translator_iters,
-                                cfg.translator_optim, cfg.translator_optim))
+            t_optim = translator_stage_optim(cfg)
+            stages.append(Stage("translator", task, cfg.translator_iters, t_optim, t_optim))
         d_opt = exp.optim.discriminator if self.discriminator_parameters() else None
         stages.append(Stage("seg", self, exp.trainer.max_iters, exp.optim.generator, d_opt))
         return stages
@@ -265,6 +270,14 @@ class Recipe(nn.Module):
         assert isinstance(cfg, TranslationConfig)
         # a training-free translator (FDA) has no losses of its own
         return hasattr(self.translator, "generator_losses") and not cfg.translator_checkpoint and cfg.translator_iters > 0
+
+
+def translator_stage_optim(cfg: TranslationConfig) -> OptimizerConfig:
+    """Stage 1's optimizer config with ``decay_start = translator_decay_start × translator_iters`` (at run time)."""
+    frac = cfg.translator_decay_start
+    if not 0.0 <= frac <= 1.0:
+        raise ConfigError(f"recipe.translator_decay_start: {frac} is not a fraction in [0, 1]; CycleGAN uses 0.5")
+    return dataclasses.replace(cfg.translator_optim, decay_start=round(frac * cfg.translator_iters))
 
 
 def build_aligner(recipe: Recipe, name: str, **options: Any) -> nn.Module:

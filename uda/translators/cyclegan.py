@@ -3,7 +3,8 @@
 Paper: Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
 Networks" (ICCV 2017). Generator: Johnson et al.'s ResNet (9 blocks, 64 filters, InstanceNorm without
 affine parameters, reflection padding); discriminators: 70×70 PatchGANs; least-squares GAN loss; cycle weight
-10 per direction; identity weight 0.5 × 10; discriminator loss × 0.5; an image pool of 50.
+10 per direction; identity weight 0.5 × 10; discriminator loss × 0.5; an image pool of 50; every conv weight
+drawn from N(0, 0.02) with zero bias (the CycleGAN code's ``init_type="normal"``, gain 0.02).
 """
 
 from __future__ import annotations
@@ -141,6 +142,27 @@ class ImagePool(nn.Module):
         return f"size={self.size}"
 
 
+def init_normal_(module: nn.Module, std: float = 0.02) -> None:
+    """CycleGAN's initialisation: conv / transposed-conv / linear weights N(0, ``std``), biases 0, norm scales
+    N(1, ``std``) (the affine-free InstanceNorms of the networks here have none).
+
+    Example:
+        >>> g = ResnetGenerator(ngf=8, n_blocks=1)
+        >>> init_normal_(g)
+        >>> round(float(g.net[1].weight.detach().std()), 2), float(g.net[1].bias.detach().abs().max())
+        (0.02, 0.0)
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            w = getattr(m, "weight_orig", m.weight)  # spectral-normed convs keep the raw weight there
+            nn.init.normal_(w, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._NormBase) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+
+
 def _to_tanh(x: torch.Tensor) -> torch.Tensor:
     return x * 2.0 - 1.0
 
@@ -197,6 +219,8 @@ class CycleGAN(Translator):
         self.g_ts = ResnetGenerator(ngf=ngf, n_blocks=n_blocks)
         self.d_t = PatchGANDiscriminator(3, ndf=ndf)
         self.d_s = PatchGANDiscriminator(3, ndf=ndf)
+        for net in (self.g_st, self.g_ts, self.d_t, self.d_s):
+            init_normal_(net)
         self.pool_t = ImagePool(pool_size, seed=seed)
         self.pool_s = ImagePool(pool_size, seed=seed + 1)
         self.lambda_cycle = lambda_cycle

@@ -1,7 +1,7 @@
 """The three setups every recipe runs on: GTA5 → Cityscapes, SYNTHIA → Cityscapes (the papers' exact settings)
 and the built-in synthetic pair (tiny models, CPU minutes).
 
-Paper settings (REFERENCE.md §3, AdaptSegNet/ADVENT): GTA5 resized to 1280x720, SYNTHIA to 1280x760, Cityscapes
+Paper settings (Tsai et al., AdaptSegNet, CVPR 2018; Vu et al., ADVENT, CVPR 2019): GTA5 resized to 1280x720, SYNTHIA to 1280x760, Cityscapes
 train to 1024x512; batch 1 source + 1 target; SGD 2.5e-4, momentum 0.9, wd 5e-4, heads 10x; Adam 1e-4
 (0.9, 0.99) for discriminators; poly decay over a 250000-iteration horizon, training stopped at 120000;
 DeepLab-v2 ResNet-101 from the local ImageNet init file; evaluation on Cityscapes val resized to 1024x512 and
@@ -10,7 +10,7 @@ upsampled to the 2048x1024 ground truth; SYNTHIA reported on 16 classes (13 alon
 
 from __future__ import annotations
 
-from ..config import (
+from .schema import (
     DataConfig,
     DatasetConfig,
     EvalConfig,

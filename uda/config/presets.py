@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import ExperimentConfig, RecipeConfig, register_config
 from ..recipes.adaptsegnet import AdaptSegNetConfig
 from ..recipes.advent import AdvEntConfig
 from ..recipes.cyclegan import CycleGANRecipeConfig
@@ -15,7 +14,9 @@ from ..recipes.fda import FDAConfig
 from ..recipes.minent import MinEntConfig
 from ..recipes.mlfa import MLFAConfig
 from ..recipes.source_only import SourceOnlyConfig
-from ._setups import SETUPS
+from .loading import register_config
+from .schema import ExperimentConfig, RecipeConfig
+from .setups import SETUPS
 
 # Stage 1 (CycleGAN) lengths: the paper practice is ~10 + 10 epochs at batch 4 on 452x452 crops; here 100k steps at
 # batch 1 with linear decay over the second half (or reuse a trained translator / a translated cache).

@@ -16,7 +16,6 @@ import torch
 import yaml
 
 import uda
-from uda._config import apply_overrides, from_dict, merge, parse_scalar, to_dict
 from uda._io import (
     atomic_open,
     atomic_write_json,
@@ -27,7 +26,17 @@ from uda._io import (
     save_checkpoint,
 )
 from uda._registry import Registry, registry
-from uda.config import ExperimentConfig, get_builtin, load_config, parse_size
+from uda.config import (
+    ExperimentConfig,
+    apply_overrides,
+    from_dict,
+    get_builtin,
+    load_config,
+    merge,
+    parse_scalar,
+    parse_size,
+    to_dict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

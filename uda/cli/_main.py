@@ -344,8 +344,7 @@ def evaluate_cmd(
 
 
 def _default_config(overrides: list[str]) -> Any:
-    from .._config import apply_overrides
-    from ..config import ExperimentConfig
+    from ..config import ExperimentConfig, apply_overrides
 
     return ExperimentConfig.from_dict(apply_overrides(ExperimentConfig().to_dict(), overrides))
 

@@ -111,7 +111,7 @@ def run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     if isinstance(data, ExperimentConfig):
         data = data.to_dict()
     if overrides:
-        from .._config import apply_overrides
+        from ..config import apply_overrides
 
         data = apply_overrides(dict(data), overrides)
     return ExperimentConfig.from_dict(data)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import ExperimentConfig, RecipeConfig, register_config
 from ..recipes.adaptsegnet import AdaptSegNetConfig
 from ..recipes.advent import AdvEntConfig
 from ..recipes.cyclegan import CycleGANRecipeConfig
@@ -21,7 +20,9 @@ from ..recipes.fda import FDAConfig
 from ..recipes.minent import MinEntConfig
 from ..recipes.mlfa import MLFAConfig
 from ..recipes.source_only import SourceOnlyConfig
-from ._setups import SETUPS
+from .loading import register_config
+from .schema import ExperimentConfig, RecipeConfig
+from .setups import SETUPS
 
 # Stage 1 (CycleGAN) on the paper setups, following the CycleGAN/CyCADA practice for GTA5 -> Cityscapes:
 # random 452x452 crops of the (1280x720 / 1280x760) source and (1024x512) target images; weights N(0, 0.02)

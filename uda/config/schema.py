@@ -1,30 +1,24 @@
-"""The experiment config: typed dataclasses that nest (data, model, recipe, optim, trainer, eval).
+"""The experiment config schema: typed dataclasses that nest (data, model, recipe, optim, trainer, eval).
 
-YAML only at the edge: :func:`load_config` takes a built-in config name (``uda list config``) or a
-YAML path, applies dotted ``KEY=VALUE`` overrides and validates everything. A YAML file may start
-from a built-in config with ``_base_: mlfa_synthetic`` and change a few keys.
+Each dataclass checks its own values where they are declared; `uda.config.loading` turns YAML and
+`KEY=VALUE` overrides into these objects.
 
 Example:
-    >>> from uda.config import load_config
-    >>> cfg = load_config("source_only_synthetic", ["trainer.max_iters=10"])
-    >>> cfg.trainer.max_iters
-    10
+    >>> from uda.config import ExperimentConfig
+    >>> ExperimentConfig().trainer.max_iters
+    120000
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from ._config import apply_overrides, from_dict, merge, to_dict
-from ._errors import ConfigError
-from ._io import dump_yaml, load_yaml
-from ._registry import registry
-from ._utils import parse_size
+from .._io import dump_yaml
+from .._registry import registry
+from .._utils import parse_size
+from .convert import apply_overrides, from_dict, to_dict
 
 
 @dataclass
@@ -188,71 +182,3 @@ def _yaml_value(v: Any) -> str:
     import yaml
 
     return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
-
-
-def register_config(name: str):
-    """Decorator registering a function that returns an :class:`ExperimentConfig` (kind ``config``)."""
-    return registry("config").register(name)
-
-
-def get_builtin(name: str) -> ExperimentConfig:
-    """A fresh copy of a built-in experiment config."""
-    cfg = registry("config").get(name)()
-    cfg = copy.deepcopy(cfg)
-    if cfg.name == "experiment":
-        cfg.name = name
-    return cfg
-
-
-def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Resolve a built-in config name or a YAML file, then apply ``KEY=VALUE`` overrides.
-
-    A YAML file may name a built-in base with ``_base_: NAME`` and override a few keys.
-
-    Raises:
-        ConfigError: unknown name, missing file, unknown key, wrong type.
-    """
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
-        raw = load_yaml(text) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{text}: the top level must be a mapping of config sections")
-        base = raw.pop("_base_", None)
-        data = get_builtin(base).to_dict() if base else ExperimentConfig().to_dict()
-        new_recipe = raw.get("recipe")
-        if isinstance(new_recipe, dict) and "name" in new_recipe and new_recipe["name"] != data["recipe"].get("name"):
-            data["recipe"] = {"name": new_recipe["name"]}
-        _reset_options_on_rename(data, raw)
-        data = merge(data, raw)
-        if not base and "name" not in raw:
-            data["name"] = Path(text).stem
-    else:
-        if text not in registry("config"):
-            registry("config").get(text)  # raises with suggestions
-        data = get_builtin(text).to_dict()
-    data = apply_overrides(data, list(overrides))
-    if isinstance(data.get("recipe"), dict) and "name" in data["recipe"]:
-        # switching recipe by override keeps only keys the new recipe knows
-        rcls = RecipeConfig.__config_resolve__(data["recipe"])
-        known = {f.name for f in dataclasses.fields(rcls)}
-        data["recipe"] = {k: v for k, v in data["recipe"].items() if k in known or k not in _all_recipe_keys()}
-    return ExperimentConfig.from_dict(data)
-
-
-def _reset_options_on_rename(base: dict[str, Any], raw: dict[str, Any]) -> None:
-    """A section that names another dataset/model drops the base's factory ``options`` (they belong to the old one)."""
-    sections = [(base.get("model"), raw.get("model"))]
-    if isinstance(base.get("data"), dict) and isinstance(raw.get("data"), dict):
-        sections += [(base["data"].get(k), raw["data"].get(k)) for k in ("source", "target", "val")]
-    for old, new in sections:
-        if isinstance(old, dict) and isinstance(new, dict) and "name" in new and new["name"] != old.get("name"):
-            old["options"] = {}
-
-
-def _all_recipe_keys() -> set[str]:
-    keys: set[str] = set()
-    reg = registry("recipe")
-    for n in reg.names():
-        c = getattr(reg.get(n), "Config", RecipeConfig)
-        keys |= {f.name for f in dataclasses.fields(c)}
-    return keys

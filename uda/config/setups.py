@@ -10,7 +10,7 @@ upsampled to the 2048x1024 ground truth; SYNTHIA reported on 16 classes (13 alon
 
 from __future__ import annotations
 
-from ..config import (
+from .schema import (
     DataConfig,
     DatasetConfig,
     EvalConfig,

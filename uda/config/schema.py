@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,7 +23,12 @@ from .convert import apply_overrides, from_dict, to_dict
 
 
 def parse_size(text: str | None, key: str = "size") -> tuple[int, int] | None:
-    """Parse ``"WxH"`` into ``(W, H)``; ``None`` stays ``None``."""
+    """Parse `"WxH"` into `(W, H)`; `None` stays `None`.
+
+    Example:
+        >>> parse_size("1280x720")
+        (1280, 720)
+    """
     if text is None:
         return None
     try:
@@ -34,68 +40,132 @@ def parse_size(text: str | None, key: str = "size") -> tuple[int, int] | None:
     return w, h
 
 
+# ---- checks declared next to the fields: `field(default=..., metadata=check(...))` ---------------------------
+# A check raises `ValueError("<field>: ...")`; `from_dict` prefixes the section, so the one-line error names the
+# dotted key (e.g. `data.batch_size: must be at least 1, got 0`).
+
+
+def at_least(lo: float, *, meaning: str = "") -> dict[str, Any]:
+    """Field metadata: the value (if not `None`) must be `>= lo`; `meaning` explains a special value."""
+    def check(name: str, v: Any) -> None:
+        if v is not None and not v >= lo:
+            raise ValueError(f"{name}: must be at least {lo}{meaning}, got {v}")
+    return {"check": check}
+
+
+def positive() -> dict[str, Any]:
+    """Field metadata: the value (if not `None`) must be a finite number `> 0`."""
+    def check(name: str, v: Any) -> None:
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{name}: must be a positive number, got {v}")
+    return {"check": check}
+
+
+def probability() -> dict[str, Any]:
+    """Field metadata: the value (or each value of a tuple/list) must lie in [0, 1]."""
+    def check(name: str, v: Any) -> None:
+        for x in v if isinstance(v, list | tuple) else [v]:
+            if x is not None and not 0.0 <= x <= 1.0:
+                raise ValueError(f"{name}: must lie in [0, 1], got {v}")
+    return {"check": check}
+
+
+def size_wxh(*, optional: bool = True) -> dict[str, Any]:
+    """Field metadata: a `WxH` size string such as `1280x720` (or `None` if `optional`)."""
+    def check(name: str, v: Any) -> None:
+        if v is None and optional:
+            return
+        try:
+            parse_size(v, name)
+        except ConfigError:
+            raise ValueError(f"{name}: '{v}' is not {_SIZE_HINT}") from None
+    return {"check": check, "hint": _SIZE_HINT}
+
+
+_SIZE_HINT = "a size WxH (width x height in pixels) such as 1280x720"
+
+
+class Checked:
+    """Base of the config dataclasses: `validate()` runs every field's declared check at construction.
+
+    Example:
+        >>> DataConfig(batch_size=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: batch_size: must be at least 1, got 0
+    """
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Run the checks declared in the fields' metadata (subclasses add checks across fields)."""
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            check = f.metadata.get("check")
+            if check is not None:
+                check(f.name, getattr(self, f.name))
+
+
 @dataclass
-class DatasetConfig:
+class DatasetConfig(Checked):
     """One dataset: registered ``name``, ``root`` folder, ``split``, training ``size`` (``WxH``) and
     extra factory ``options`` (e.g. ``{"num": 200}`` for ``synthetic``)."""
 
     name: str = "synthetic"
     root: str | None = None
     split: str = "train"
-    size: str | None = None
+    size: str | None = field(default=None, metadata=size_wxh())
     options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        parse_size(self.size, "data.*.size")
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Checked):
     """Source (labelled), target (unlabelled) and validation (target, labelled) data."""
 
     source: DatasetConfig = field(default_factory=lambda: DatasetConfig(options={"domain": "source"}))
     target: DatasetConfig = field(default_factory=lambda: DatasetConfig(options={"domain": "target"}))
     val: DatasetConfig = field(default_factory=lambda: DatasetConfig(split="val", options={"domain": "target"}))
-    batch_size: int = 1
-    num_workers: int = 0
+    batch_size: int = field(default=1, metadata=at_least(1))
+    num_workers: int = field(default=0, metadata=at_least(0, meaning=" (0 loads in the main process)"))
     augmentation: str | None = None
     augmentation_options: dict[str, Any] = field(default_factory=dict)
     on_bad_sample: Literal["stop", "skip"] = "stop"
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Checked):
     """The segmentation network: registered ``name``, ``num_classes``, local ``pretrained`` weights path
     (``null`` = random init) and extra factory ``options``."""
 
     name: str = "deeplabv2"
-    num_classes: int = 19
+    num_classes: int = field(default=19, metadata=at_least(1))
     pretrained: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
-class OptimizerConfig:
+class OptimizerConfig(Checked):
     """One optimizer and its schedule."""
 
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = 2.5e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    betas: tuple[float, float] = (0.9, 0.99)
-    head_lr_mult: float = 10.0
+    lr: float = field(default=2.5e-4, metadata=positive())
+    momentum: float = field(default=0.9, metadata=probability())
+    weight_decay: float = field(default=5e-4, metadata=at_least(0))
+    betas: tuple[float, float] = field(default=(0.9, 0.99), metadata=probability())
+    head_lr_mult: float = field(default=10.0, metadata=positive())
     schedule: Literal["poly", "constant", "linear_decay"] = "poly"
-    power: float = 0.9
-    total_iters: int | None = 250000
-    decay_start: int = 0
-    grad_clip: float | None = None
+    power: float = field(default=0.9, metadata=positive())
+    total_iters: int | None = field(default=250000, metadata=at_least(1, meaning=" (null: the stage's length)"))
+    decay_start: int = field(default=0, metadata=at_least(0))
+    grad_clip: float | None = field(default=None, metadata=positive())
     faithful_duplicate_params: bool = False
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         top = self.lr * max(self.head_lr_mult, 1.0)
-        if not (math.isfinite(top) and 0 <= top < 3.0e38):
+        if not (math.isfinite(top) and top < 3.0e38):
             raise ValueError(f"lr: {self.lr} (× head_lr_mult {self.head_lr_mult}) is not a usable learning rate; "
-                             "use a non-negative value such as 2.5e-4")
+                             "use a positive value such as 2.5e-4")
 
 
 @dataclass
@@ -109,7 +179,7 @@ class OptimConfig:
 
 
 @dataclass
-class RecipeConfig:
+class RecipeConfig(Checked):
     """Base of every recipe's config; ``name`` selects the recipe and with it the config class."""
 
     name: str = "source_only"
@@ -120,46 +190,82 @@ class RecipeConfig:
         recipe = registry("recipe").get(name)
         return getattr(recipe, "Config", RecipeConfig)
 
+    #: Translators without weights: nothing to train, so `translator_iters=0` is their normal setting.
+    PARAMETER_FREE_TRANSLATORS = ("identity", "fda")
+
+    def validate(self) -> None:
+        """Field checks, loss weights `>= 0`, and no silently untrained translator.
+
+        A recipe that translates source images with a trainable translator (CycleGAN) and skips stage 1
+        (`translator_iters=0`) must name trained weights (`translator_checkpoint`) or a translated cache
+        (`translated_root`).
+        """
+        super().validate()
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name.endswith("weight") and isinstance(v, int | float) and not v >= 0:
+                raise ValueError(f"{f.name}: a loss weight must be at least 0, got {v}")
+        iters = getattr(self, "translator_iters", None)
+        if iters is None:
+            return
+        if iters < 0:
+            raise ValueError(f"translator_iters: must be at least 0 (0: no translator stage), got {iters}")
+        translator = getattr(self, "translator", None)
+        if (iters == 0 and getattr(self, "translation", True) and translator
+                and translator not in self.PARAMETER_FREE_TRANSLATORS
+                and not getattr(self, "translator_checkpoint", None) and not getattr(self, "translated_root", None)):
+            raise ValueError(
+                f"translator_iters: 0 skips training the {translator} translator, but neither "
+                "recipe.translator_checkpoint nor recipe.translated_root is set, so the source images would pass "
+                "through an untrained network; set recipe.translator_iters > 0, a translator_checkpoint or a "
+                "translated_root")
+
 
 @dataclass
-class TrainerConfig:
+class TrainerConfig(Checked):
     """The one training loop: length, intervals, precision, determinism and failure policy."""
 
-    max_iters: int = 120000
-    checkpoint_every: int = 5000
-    eval_every: int = 5000
-    log_every: int = 50
-    keep_last: int = 3
+    max_iters: int = field(default=120000, metadata=at_least(1))
+    checkpoint_every: int = field(default=5000, metadata=at_least(1))
+    eval_every: int = field(default=5000, metadata=at_least(0, meaning=" (0: evaluate only at the end)"))
+    log_every: int = field(default=50, metadata=at_least(1))
+    keep_last: int = field(default=3, metadata=at_least(1))
     amp: Literal["none", "bf16", "fp16"] = "none"
     channels_last: bool = False
-    grad_accum: int = 1
+    grad_accum: int = field(default=1, metadata=at_least(1))
     nonfinite: Literal["stop", "skip"] = "stop"
-    seed: int = 0
+    seed: int = field(default=0, metadata=at_least(0))
     deterministic: bool = False
     device: str = "auto"
     compile: bool = False
     tensorboard: bool = True
-    dist_timeout_s: int = 600
+    dist_timeout_s: int = field(default=600, metadata=at_least(1))
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Checked):
     """How the target is evaluated (the papers' protocol by default: resize to 1024x512, upsample to GT size)."""
 
     mode: Literal["resize", "slide", "multiscale"] = "resize"
-    size: str | None = "1024x512"
-    crop: str = "1024x512"
-    stride: str = "512x256"
+    size: str | None = field(default="1024x512", metadata=size_wxh())
+    crop: str = field(default="1024x512", metadata=size_wxh(optional=False))
+    stride: str = field(default="512x256", metadata=size_wxh(optional=False))
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
     flip: bool = False
-    batch_size: int = 1
-    max_images: int | None = None
+    batch_size: int = field(default=1, metadata=at_least(1))
+    max_images: int | None = field(default=None, metadata=at_least(1, meaning=" (null: every image)"))
     protocol: Literal["auto", "19", "16", "13"] = "auto"
     amp: bool = False
 
+    def validate(self) -> None:
+        super().validate()
+        if not self.scales or not all(math.isfinite(x) and x > 0 for x in self.scales):
+            raise ValueError(f"scales: must be a non-empty list of positive factors such as [0.75, 1.0, 1.25], "
+                             f"got {self.scales}")
+
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(Checked):
     """A whole experiment. Sections see only their own fields."""
 
     name: str = "experiment"

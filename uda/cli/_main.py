@@ -112,7 +112,7 @@ def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
 
 
 @main.command("train")
-@click.argument("name_or_yaml")
+@click.argument("name_or_yaml", required=False)
 @_set_option
 @click.option("--source", type=DatasetRoot(), help="Source dataset and its folder, e.g. gta5:/data/GTA5.")
 @click.option("--target", type=DatasetRoot(),
@@ -120,9 +120,13 @@ def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<config name>].")
 @click.option("--device", type=Device(), help="auto (default: CUDA if present), cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, help="Random seed (trainer.seed).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint; overrides apply.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint with its saved config.yaml; "
+                   "--set/--seed/... apply on top (each change is printed). NAME is then optional.")
+@click.option("--overwrite", is_flag=True,
+              help="The run directory may hold another run: move it aside to <dir>.replaced-<UTC time> first.")
 def train_cmd(
-    name_or_yaml: str,
+    name_or_yaml: str | None,
     overrides: tuple[str, ...],
     source: tuple[str, str] | None,
     target: tuple[str, str] | None,
@@ -130,20 +134,23 @@ def train_cmd(
     device: str | None,
     seed: int | None,
     resume: bool,
+    overwrite: bool,
 ) -> None:
     """Train the experiment NAME_OR_YAML and print its final evaluation.
 
-    The run directory gets config.yaml, metrics.jsonl, checkpoints/last.pt and final.json.
+    The run directory gets config.yaml, metrics.jsonl, checkpoints/last.pt and final.json. A directory
+    that already holds a run is refused unless --resume (continue it) or --overwrite (move it aside).
 
     \b
     Examples:
         uda train mlfa_synthetic
         uda train advent_gta5_cityscapes --source gta5:/data/GTA5 \\
             --target cityscapes:/data/cityscapes --set model.pretrained=/weights/DeepLab_resnet_pretrained_imagenet.pth
-        uda train my_experiment.yaml --set trainer.max_iters=2000 --out runs/short --resume
+        uda train --resume --out runs/short --set trainer.max_iters=4000
     """
     from ..config import load_config
     from ..engine import train
+    from ..engine.rundir import prepare_run_dir, resume_config
     from ..evaluation import format_table
 
     cli = dataset_overrides("source", source) + dataset_overrides("target", target)
@@ -152,12 +159,22 @@ def train_cmd(
         cli.append(f"trainer.seed={seed}")
     if device is not None:
         cli.append(f"trainer.device={quote(device)}")
-    cfg = load_config(name_or_yaml, cli + list(overrides))
-    run_dir = Path(out) if out else Path("runs") / cfg.name
-    if resume and not (run_dir / "checkpoints").is_dir():
-        raise UdaError(f"--resume: no checkpoints in {run_dir}; pass the --out folder of the run to continue")
+    if resume and overwrite:
+        raise UdaError("--resume and --overwrite contradict each other; give one of them")
+    if name_or_yaml is None and not (resume and out):
+        raise click.UsageError("give NAME_OR_YAML (a built-in config or a YAML file), or --resume --out RUN_DIR")
+    if resume:
+        run_dir = Path(out) if out else Path("runs") / load_config(name_or_yaml).name
+        prepare_run_dir(run_dir, resume=True)
+        cfg, changes = resume_config(run_dir, cli + list(overrides))
+        for line in changes:
+            click.echo(f"resume: {line}", err=True)
+    else:
+        cfg = load_config(name_or_yaml, cli + list(overrides))
+        run_dir = Path(out) if out else Path("runs") / cfg.name
+        prepare_run_dir(run_dir, overwrite=overwrite, move=False)  # refuse before any output
     click.echo(f"training {cfg.name} ({cfg.recipe.name}, {cfg.trainer.max_iters} iterations) into {run_dir}", err=True)
-    result = train(cfg, run_dir, resume=resume)
+    result = train(cfg, run_dir, resume=resume, overwrite=overwrite)
     click.echo(format_table(result))
     click.echo(f"run directory: {run_dir}  (final.json, metrics.jsonl, checkpoints/)")
 

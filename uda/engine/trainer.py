@@ -34,6 +34,7 @@ from ..config import DatasetConfig, ExperimentConfig
 from . import distributed as D
 from ._optim import build_optimizer, build_scheduler, lr_factor, set_requires_grad
 from .checkpoint import FORMAT, load_latest_checkpoint, rng_state, set_rng_state, write_checkpoint
+from .rundir import prepare_run_dir
 
 EVENTS = ("on_train_start", "on_stage_start", "on_step_end", "on_log", "on_eval_end", "on_checkpoint",
           "on_stage_end", "on_train_end")
@@ -85,6 +86,7 @@ class Trainer:
         out_dir: the run directory (config.yaml, command.txt, metrics.jsonl, checkpoints/, final.json,
             report, pictures/).
         resume: continue from the newest valid checkpoint in ``out_dir/checkpoints``.
+        overwrite: ``out_dir`` may hold another run: it is moved aside (see `uda.engine.rundir`).
         device: overrides ``cfg.trainer.device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
 
     Example:
@@ -94,7 +96,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-                 device: str | torch.device | None = None) -> None:
+                 overwrite: bool = False, device: str | torch.device | None = None) -> None:
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.callbacks: dict[str, list[Callable[[Trainer], Any]]] = defaultdict(list)
@@ -105,6 +107,7 @@ class Trainer:
         self.dist = D.init_distributed(self.device, cfg.trainer.dist_timeout_s)
         # An elastic restart (torchrun --max-restarts) continues from the last checkpoint.
         self.resume = resume or int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0
+        self.overwrite = overwrite
         self.stage_idx = 0
         self.stage_iter = 0
         self.global_iter = 0
@@ -137,6 +140,8 @@ class Trainer:
         from ..data import InfiniteLoader, build_dataset
 
         cfg, t = self.cfg, self.cfg.trainer
+        if not int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)):  # a run is never overwritten
+            prepare_run_dir(self.out_dir, resume=self.resume, overwrite=self.overwrite, move=self.is_main)
         if self.is_main:
             check_writable(self.out_dir)
         if t.deterministic:
@@ -526,7 +531,7 @@ class Trainer:
         return result or {}
 
 
-def train(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = False,
+def train(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           device: str | torch.device | None = None,
           callbacks: dict[str, list[Callable[[Trainer], Any]]] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir`` and return the final evaluation (the content of ``final.json``).
@@ -535,6 +540,8 @@ def train(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = F
         cfg: the resolved experiment config (:func:`uda.config.load_config`).
         out_dir: run directory.
         resume: continue from the newest valid checkpoint (automatic on a torchrun elastic restart).
+        overwrite: ``out_dir`` may already hold a run; it is moved aside to ``<out_dir>.replaced-<UTC time>``.
+            Without ``resume`` or ``overwrite`` a directory that holds a run is refused.
         device: overrides ``cfg.trainer.device``.
         callbacks: event → list of ``fn(trainer)`` (see :data:`EVENTS`).
 
@@ -542,10 +549,10 @@ def train(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = F
         The evaluation JSON of the target validation split (``miou``, ``per_class``, ...).
 
     Raises:
-        UdaError: unwritable output dir, checkpoint write failure; :class:`TrainingInterrupted` after SIGTERM/SIGINT.
+        UdaError: ``out_dir`` holds another run, unwritable output dir, checkpoint write failure; :class:`TrainingInterrupted` after SIGTERM/SIGINT.
         NonFiniteLossError: a NaN/Inf loss with ``trainer.nonfinite="stop"``.
     """
-    trainer = Trainer(cfg, out_dir, resume=resume, device=device)
+    trainer = Trainer(cfg, out_dir, resume=resume, overwrite=overwrite, device=device)
     try:
         for event, fns in (callbacks or {}).items():
             for fn in fns:

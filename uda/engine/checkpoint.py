@@ -6,7 +6,7 @@ tensors and Python scalars, loadable with ``torch.load(weights_only=True)``:
 ``format``, ``stage`` (index), ``stage_name``, ``iter`` (iterations done in that stage), ``global_iter``,
 ``model`` (segmentation network state dict), ``translator`` (if any), ``recipe`` (every module of the
 recipe: model, aligner discriminators, translator), ``optimizers`` / ``schedulers`` (per stage),
-``scaler``, ``rng`` (torch, numpy, python, cuda), ``data`` (loader positions), ``skipped`` (non-finite
+``scaler``, ``rng`` (one entry per rank: torch, numpy, python, cuda), ``data`` (loader positions), ``skipped`` (non-finite
 steps skipped), ``config`` (the resolved experiment config), ``model_name``, ``num_classes``.
 
 Writes go through :func:`uda._io.save_checkpoint` (temp file + fsync + rename, with a ``.sha256``
@@ -54,6 +54,32 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rank_rng_states() -> list[dict[str, Any]]:
+    """`rng_state()` of every rank, in rank order (a collective under torch.distributed: call it on every rank)."""
+    import torch.distributed as dist
+
+    state = rng_state()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [state]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, state)
+    return out
+
+
+def restore_rank_rng(states: list[dict[str, Any]] | dict[str, Any], rank: int = 0, world_size: int = 1) -> None:
+    """Restore this rank's RNG state from a checkpoint's `rng` list (one entry per rank).
+
+    A checkpoint written with another number of ranks gives rank `r` the state of saved rank `r % saved`
+    (with a warning: the continuation is then no longer the uninterrupted run).
+    """
+    if isinstance(states, dict):  # older single-state checkpoints
+        states = [states]
+    if len(states) != world_size:
+        warnings.warn(f"the checkpoint holds the RNG states of {len(states)} rank(s), this run has {world_size}; "
+                      "random draws will differ from the uninterrupted run", stacklevel=2)
+    set_rng_state(states[rank % len(states)])
 
 
 def _to_lists(obj: Any) -> Any:

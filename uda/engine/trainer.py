@@ -33,7 +33,14 @@ from .._registry import create
 from ..config import DatasetConfig, ExperimentConfig
 from . import distributed as D
 from ._optim import build_optimizer, build_scheduler, lr_factor, set_requires_grad
-from .checkpoint import FORMAT, load_latest_checkpoint, rng_state, set_rng_state, write_checkpoint
+from .checkpoint import (
+    FORMAT,
+    load_latest_checkpoint,
+    rank_rng_states,
+    restore_rank_rng,
+    rng_state,
+    write_checkpoint,
+)
 from .rundir import prepare_run_dir
 
 EVENTS = ("on_train_start", "on_stage_start", "on_step_end", "on_log", "on_eval_end", "on_checkpoint",
@@ -223,7 +230,7 @@ class Trainer:
             "schedulers": {n: {k: v.state_dict() for k, v in e.items() if k.endswith("_sched")}
                            for n, e in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
-            "rng": rng_state(),
+            "rng": [rng_state()],  # this rank's; save_checkpoint stores every rank's
             "data": {"source": self.source_iter.state_dict(), "target": self.target_iter.state_dict()},
             "skipped": self.skipped,
             "config": self.cfg.to_dict(),
@@ -231,6 +238,7 @@ class Trainer:
 
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint (rank 0); refuse to save non-finite weights; a write failure keeps the last good one."""
+        rngs = rank_rng_states()  # a collective: every rank's RNG state goes into the checkpoint
         if not self.is_main:
             return None
         params = [p for p in self.recipe.parameters()]
@@ -238,7 +246,8 @@ class Trainer:
             raise NonFiniteLossError(f"refusing to save non-finite weights at iteration {self.global_iter}; "
                                      f"last good checkpoint: {self.last_checkpoint or 'none'}")
         try:
-            path = write_checkpoint(self.state_dict(), self.out_dir / "checkpoints", self.cfg.trainer.keep_last)
+            path = write_checkpoint({**self.state_dict(), "rng": rngs}, self.out_dir / "checkpoints",
+                                    self.cfg.trainer.keep_last)
         except OSError as e:
             raise UdaError(f"cannot write a checkpoint in {self.out_dir / 'checkpoints'} ({e.strerror or e}); "
                            f"the last good checkpoint {self.last_checkpoint or '(none)'} is intact; "
@@ -276,7 +285,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.source_iter.load_state_dict(state["data"]["source"])
         self.target_iter.load_state_dict(state["data"]["target"])
-        set_rng_state(state["rng"])
+        restore_rank_rng(state["rng"], self.dist.rank, self.dist.world_size)
         self.stage_idx, self.stage_iter = int(state["stage"]), int(state["iter"])
         self.global_iter, self.skipped = int(state["global_iter"]), int(state["skipped"])
         self.last_checkpoint = path

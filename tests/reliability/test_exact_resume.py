@@ -92,3 +92,18 @@ def test_evaluation_and_loaders_leave_the_global_generator_alone(tmp_path: Path)
     evaluate(model, ds, cfg.eval, device="cpu")
     next(InfiniteLoader(ds, batch_size=1, seed=0))
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_checkpoint_holds_the_translator_once_and_no_dead_pools(straight: Path, tmp_path: Path) -> None:
+    from uda.engine.checkpoint import translator_state_dict
+
+    last = load_checkpoint(straight / "checkpoints" / "last.pt")
+    assert last["stage_name"] == "seg" and "translator" not in last
+    assert last["recipe"]["translator.pool_t._extra_state"]["images"] == []  # dropped after stage 1
+    assert translator_state_dict(last)["g_st.net.1.weight"] is last["recipe"]["translator.g_st.net.1.weight"]
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(_cfg(), out, callbacks={"on_step_end": [_interrupt_at(2)]})
+    mid = load_checkpoint(out / "checkpoints" / "last.pt")
+    images = mid["recipe"]["translator.pool_t._extra_state"]["images"]
+    assert mid["stage_name"] == "translator" and len(images) == 4 and images[0].dtype == torch.uint8

@@ -37,6 +37,7 @@ from .checkpoint import (
     FORMAT,
     load_latest_checkpoint,
     rank_rng_states,
+    release_finished_stage,
     restore_rank_rng,
     rng_state,
     write_checkpoint,
@@ -192,6 +193,7 @@ class Trainer:
         self.augment = (create("augmentation", cfg.data.augmentation, **cfg.data.augmentation_options).to(self.device)
                         if cfg.data.augmentation else None)
         seed_everything(t.seed, self.dist.rank)  # per-rank randomness from here on
+        self.add_callback("on_stage_end", release_finished_stage)  # e.g. CycleGAN's image pools after stage 1
         if self.resume:
             self._restore()
         if self.is_main:
@@ -213,7 +215,6 @@ class Trainer:
     # ----------------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-for-bit (see :mod:`uda.engine.checkpoint`)."""
-        translator = getattr(self.recipe, "translator", None)
         return {
             "format": FORMAT,
             "stage": self.stage_idx,
@@ -223,7 +224,6 @@ class Trainer:
             "model_name": self.cfg.model.name,
             "num_classes": self.cfg.model.num_classes,
             "model": self.model.state_dict(),
-            "translator": translator.state_dict() if translator is not None else None,
             "recipe": self.recipe.state_dict(),
             "optimizers": {n: {k: v.state_dict() for k, v in e.items() if not k.endswith("_sched")}
                            for n, e in self.optimizers.items()},

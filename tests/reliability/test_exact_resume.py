@@ -100,6 +100,7 @@ def test_checkpoint_holds_the_translator_once_and_no_dead_pools(straight: Path, 
     last = load_checkpoint(straight / "checkpoints" / "last.pt")
     assert last["stage_name"] == "seg" and "translator" not in last
     assert last["recipe"]["translator.pool_t._extra_state"]["images"] == []  # dropped after stage 1
+    assert all(o["state"] == {} for o in last["optimizers"]["translator"].values())  # and the stage's Adam moments
     assert translator_state_dict(last)["g_st.net.1.weight"] is last["recipe"]["translator.g_st.net.1.weight"]
     out = tmp_path / "run"
     with pytest.raises(TrainingInterrupted):

@@ -230,9 +230,10 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 @click.argument("checkpoint", required=False, type=click.Path(exists=True))
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False),
               help="Score a folder of trainId PNG predictions instead of a checkpoint.")
-@click.option("--dataset", required=True, help="Registered dataset name, e.g. cityscapes.")
-@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The dataset's folder.")
-@click.option("--split", default="val", show_default=True, help="Dataset split.")
+@click.option("--dataset", help="Registered dataset name, e.g. cityscapes [default: the run's validation set].")
+@click.option("--root", type=click.Path(exists=True, file_okay=False),
+              help="The dataset's folder [default: the run's validation set's].")
+@click.option("--split", help="Dataset split [default: the run's validation split, else val].")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation JSON.")
 @click.option("--report", type=click.Path(file_okay=False), help="Also write the report (Markdown, CSV, PNGs) here.")
 @click.option("--model", "model_name", help="Model to build for a bare weights file (e.g. an original ADVENT checkpoint).")
@@ -242,9 +243,9 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 def evaluate_cmd(
     checkpoint: str | None,
     predictions: str | None,
-    dataset: str,
-    root: str,
-    split: str,
+    dataset: str | None,
+    root: str | None,
+    split: str | None,
     as_json: bool,
     report: str | None,
     model_name: str | None,
@@ -254,12 +255,16 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate a CHECKPOINT (or run directory), or a folder of --predictions, on a labelled split.
 
-    IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
+    A run is scored on its own validation set with its options unless --dataset/--root say otherwise:
+    --root alone keeps the run's dataset and its options (another copy of the data); --dataset names
+    another dataset (its options start afresh) and needs --root. A bare weights file and --predictions
+    need both. IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
     --set changes the evaluation, e.g. --set eval.mode=slide or --set data.val.options.KEY=VALUE.
 
     \b
     Examples:
-        uda evaluate runs/mlfa_gta5_cityscapes --dataset cityscapes --root /data/cityscapes --json
+        uda evaluate runs/mlfa_synthetic                     # the run's own validation set
+        uda evaluate runs/mlfa_gta5_cityscapes --root /data/cityscapes --json
         uda evaluate --predictions preds/ --dataset cityscapes --root /data/cityscapes
         uda evaluate ADVENT_gta2cityscapes.pth --model deeplabv2 --dataset cityscapes --root /data/cityscapes
     """
@@ -267,8 +272,9 @@ def evaluate_cmd(
 
     if (checkpoint is None) == (predictions is None):
         raise click.UsageError("give either CHECKPOINT or --predictions DIR (exactly one)")
-    sets = dataset_overrides("val", (dataset, root), split=split) + list(overrides)
-    cfg = run_config(checkpoint, sets) if checkpoint is not None else None
+    run_cfg = run_config(checkpoint) if checkpoint is not None else None
+    sets = _val_overrides(run_cfg, dataset, root, split) + list(overrides)
+    cfg = run_config(checkpoint, sets) if run_cfg is not None else None
     if cfg is None:
         cfg = _default_config(sets)
     ds = build_dataset(cfg.data.val, labels=True)
@@ -288,6 +294,27 @@ def evaluate_cmd(
 
         write_report(result, report)
         click.echo(f"report written to {report}", err=True)
+
+
+def _val_overrides(run_cfg: Any, dataset: str | None, root: str | None, split: str | None) -> list[str]:
+    """The `data.val` overrides of `uda evaluate`: the run's own validation set unless told otherwise."""
+    if run_cfg is None:  # bare weights or --predictions: nothing to fall back on
+        if dataset is None or root is None:
+            raise click.UsageError("--dataset and --root are needed here (no run config to take the validation set "
+                                   "from)")
+        return dataset_overrides("val", (dataset, root), split=split or "val")
+    val = run_cfg.data.val
+    out: list[str] = []
+    if dataset is not None and dataset != val.name:  # another dataset: its own options, native label size
+        if root is None:
+            raise click.UsageError(f"--dataset {dataset} differs from the run's validation set ({val.name}); "
+                                   "give its --root too")
+        return dataset_overrides("val", (dataset, root), split=split or "val")
+    if root is not None:  # the same dataset elsewhere: the run's options stay
+        out.append(f"data.val.root={quote(root)}")
+    if split is not None:
+        out.append(f"data.val.split={quote(split)}")
+    return out
 
 
 def _default_config(overrides: list[str]) -> Any:

@@ -97,8 +97,8 @@ def translator_state_dict(ckpt: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def release_finished_stage(trainer: Any) -> None:
-    """`on_stage_end` callback: drop state that only the finished stage needs (CycleGAN's image pools after
-    stage 1), so that it neither takes memory nor goes into the later checkpoints."""
+    """`on_stage_end` callback: drop state that only the finished stage needs (after CycleGAN's stage 1: its image
+    pools and its optimizers' moments), so that it neither takes memory nor goes into the later checkpoints."""
     stage = trainer.stages[trainer.stage_idx]
     if stage.name != "translator":
         return
@@ -106,6 +106,9 @@ def release_finished_stage(trainer: Any) -> None:
         release = getattr(m, "release_training_state", None)
         if callable(release):
             release()
+    for key, opt in trainer.optimizers.get(stage.name, {}).items():  # the finished stage's Adam moments
+        if not key.endswith("_sched"):
+            opt.state.clear()
 
 
 def _to_lists(obj: Any) -> Any:

@@ -558,7 +558,8 @@ def train(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = F
         The evaluation JSON of the target validation split (``miou``, ``per_class``, ...).
 
     Raises:
-        UdaError: ``out_dir`` holds another run, unwritable output dir, checkpoint write failure; :class:`TrainingInterrupted` after SIGTERM/SIGINT.
+        UdaError: ``out_dir`` holds another run, unwritable output dir, checkpoint write failure;
+            :class:`TrainingInterrupted` after SIGTERM/SIGINT.
         NonFiniteLossError: a NaN/Inf loss with ``trainer.nonfinite="stop"``.
     """
     trainer = Trainer(cfg, out_dir, resume=resume, overwrite=overwrite, device=device)

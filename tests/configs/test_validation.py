@@ -70,5 +70,5 @@ def test_yaml_error_names_the_line(tmp_path):
 
 
 def test_checks_run_on_direct_construction_too():
-    with pytest.raises(ValueError, match="batch_size: must be at least 1"):
+    with pytest.raises(ConfigError, match=r"^batch_size: must be at least 1"):
         DataConfig(batch_size=0)

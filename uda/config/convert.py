@@ -129,7 +129,9 @@ def from_dict(cls: type[T], data: dict[str, Any], *, prefix: str = "") -> T:
             raise ConfigError(f"{key}: {v!r} is not {hint}") from None
     try:
         obj = cls(**kwargs)
-    except ConfigError:
+    except ConfigError as e:
+        if getattr(e, "unprefixed", False):  # a field check: "batch_size: ..." -> "data.batch_size: ..."
+            raise ConfigError(f"{prefix}.{e}" if prefix else str(e)) from None
         raise
     except (TypeError, ValueError) as e:
         msg = str(e)

@@ -41,15 +41,21 @@ def parse_size(text: str | None, key: str = "size") -> tuple[int, int] | None:
 
 
 # ---- checks declared next to the fields: `field(default=..., metadata=check(...))` ---------------------------
-# A check raises `ValueError("<field>: ...")`; `from_dict` prefixes the section, so the one-line error names the
+# A check raises `FieldError("<field>: ...")`; `from_dict` prefixes the section, so the one-line error names the
 # dotted key (e.g. `data.batch_size: must be at least 1, got 0`).
+
+
+class FieldError(ConfigError):
+    """A config value outside its allowed range, named by its field (`from_dict` adds the section's prefix)."""
+
+    unprefixed = True
 
 
 def at_least(lo: float, *, meaning: str = "") -> dict[str, Any]:
     """Field metadata: the value (if not `None`) must be `>= lo`; `meaning` explains a special value."""
     def check(name: str, v: Any) -> None:
         if v is not None and not v >= lo:
-            raise ValueError(f"{name}: must be at least {lo}{meaning}, got {v}")
+            raise FieldError(f"{name}: must be at least {lo}{meaning}, got {v}")
     return {"check": check}
 
 
@@ -57,7 +63,7 @@ def positive() -> dict[str, Any]:
     """Field metadata: the value (if not `None`) must be a finite number `> 0`."""
     def check(name: str, v: Any) -> None:
         if v is not None and not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{name}: must be a positive number, got {v}")
+            raise FieldError(f"{name}: must be a positive number, got {v}")
     return {"check": check}
 
 
@@ -66,7 +72,7 @@ def probability() -> dict[str, Any]:
     def check(name: str, v: Any) -> None:
         for x in v if isinstance(v, list | tuple) else [v]:
             if x is not None and not 0.0 <= x <= 1.0:
-                raise ValueError(f"{name}: must lie in [0, 1], got {v}")
+                raise FieldError(f"{name}: must lie in [0, 1], got {v}")
     return {"check": check}
 
 
@@ -78,7 +84,7 @@ def size_wxh(*, optional: bool = True) -> dict[str, Any]:
         try:
             parse_size(v, name)
         except ConfigError:
-            raise ValueError(f"{name}: '{v}' is not {_SIZE_HINT}") from None
+            raise FieldError(f"{name}: '{v}' is not {_SIZE_HINT}") from None
     return {"check": check, "hint": _SIZE_HINT}
 
 
@@ -92,7 +98,7 @@ class Checked:
         >>> DataConfig(batch_size=0)
         Traceback (most recent call last):
         ...
-        ValueError: batch_size: must be at least 1, got 0
+        uda.config.schema.FieldError: batch_size: must be at least 1, got 0
     """
 
     def __post_init__(self) -> None:
@@ -164,7 +170,7 @@ class OptimizerConfig(Checked):
         super().validate()
         top = self.lr * max(self.head_lr_mult, 1.0)
         if not (math.isfinite(top) and top < 3.0e38):
-            raise ValueError(f"lr: {self.lr} (× head_lr_mult {self.head_lr_mult}) is not a usable learning rate; "
+            raise FieldError(f"lr: {self.lr} (× head_lr_mult {self.head_lr_mult}) is not a usable learning rate; "
                              "use a positive value such as 2.5e-4")
 
 
@@ -204,17 +210,17 @@ class RecipeConfig(Checked):
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.name.endswith("weight") and isinstance(v, int | float) and not v >= 0:
-                raise ValueError(f"{f.name}: a loss weight must be at least 0, got {v}")
+                raise FieldError(f"{f.name}: a loss weight must be at least 0, got {v}")
         iters = getattr(self, "translator_iters", None)
         if iters is None:
             return
         if iters < 0:
-            raise ValueError(f"translator_iters: must be at least 0 (0: no translator stage), got {iters}")
+            raise FieldError(f"translator_iters: must be at least 0 (0: no translator stage), got {iters}")
         translator = getattr(self, "translator", None)
         if (iters == 0 and getattr(self, "translation", True) and translator
                 and translator not in self.PARAMETER_FREE_TRANSLATORS
                 and not getattr(self, "translator_checkpoint", None) and not getattr(self, "translated_root", None)):
-            raise ValueError(
+            raise FieldError(
                 f"translator_iters: 0 skips training the {translator} translator, but neither "
                 "recipe.translator_checkpoint nor recipe.translated_root is set, so the source images would pass "
                 "through an untrained network; set recipe.translator_iters > 0, a translator_checkpoint or a "
@@ -260,7 +266,7 @@ class EvalConfig(Checked):
     def validate(self) -> None:
         super().validate()
         if not self.scales or not all(math.isfinite(x) and x > 0 for x in self.scales):
-            raise ValueError(f"scales: must be a non-empty list of positive factors such as [0.75, 1.0, 1.25], "
+            raise FieldError(f"scales: must be a non-empty list of positive factors such as [0.75, 1.0, 1.25], "
                              f"got {self.scales}")
 
 

@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from .._errors import ConfigError
 from .._io import dump_yaml
 from .._registry import registry
+from .checks import Checked, FieldError, at_least, check_recipe, positive, probability, size_wxh
 from .convert import apply_overrides, from_dict, to_dict
 
 
@@ -38,78 +38,6 @@ def parse_size(text: str | None, key: str = "size") -> tuple[int, int] | None:
     except ValueError:
         raise ConfigError(f"{key}: '{text}' is not a size WxH such as 1280x720") from None
     return w, h
-
-
-# ---- checks declared next to the fields: `field(default=..., metadata=check(...))` ---------------------------
-# A check raises `FieldError("<field>: ...")`; `from_dict` prefixes the section, so the one-line error names the
-# dotted key (e.g. `data.batch_size: must be at least 1, got 0`).
-
-
-class FieldError(ConfigError):
-    """A config value outside its allowed range, named by its field (`from_dict` adds the section's prefix)."""
-
-    unprefixed = True
-
-
-def at_least(lo: float, *, meaning: str = "") -> dict[str, Any]:
-    """Field metadata: the value (if not `None`) must be `>= lo`; `meaning` explains a special value."""
-    def check(name: str, v: Any) -> None:
-        if v is not None and not v >= lo:
-            raise FieldError(f"{name}: must be at least {lo}{meaning}, got {v}")
-    return {"check": check}
-
-
-def positive() -> dict[str, Any]:
-    """Field metadata: the value (if not `None`) must be a finite number `> 0`."""
-    def check(name: str, v: Any) -> None:
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise FieldError(f"{name}: must be a positive number, got {v}")
-    return {"check": check}
-
-
-def probability() -> dict[str, Any]:
-    """Field metadata: the value (or each value of a tuple/list) must lie in [0, 1]."""
-    def check(name: str, v: Any) -> None:
-        for x in v if isinstance(v, list | tuple) else [v]:
-            if x is not None and not 0.0 <= x <= 1.0:
-                raise FieldError(f"{name}: must lie in [0, 1], got {v}")
-    return {"check": check}
-
-
-def size_wxh(*, optional: bool = True) -> dict[str, Any]:
-    """Field metadata: a `WxH` size string such as `1280x720` (or `None` if `optional`)."""
-    def check(name: str, v: Any) -> None:
-        if v is None and optional:
-            return
-        try:
-            parse_size(v, name)
-        except ConfigError:
-            raise FieldError(f"{name}: '{v}' is not {_SIZE_HINT}") from None
-    return {"check": check, "hint": _SIZE_HINT}
-
-
-_SIZE_HINT = "a size WxH (width x height in pixels) such as 1280x720"
-
-
-class Checked:
-    """Base of the config dataclasses: `validate()` runs every field's declared check at construction.
-
-    Example:
-        >>> DataConfig(batch_size=0)
-        Traceback (most recent call last):
-        ...
-        uda.config.schema.FieldError: batch_size: must be at least 1, got 0
-    """
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Run the checks declared in the fields' metadata (subclasses add checks across fields)."""
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            check = f.metadata.get("check")
-            if check is not None:
-                check(f.name, getattr(self, f.name))
 
 
 @dataclass
@@ -196,35 +124,10 @@ class RecipeConfig(Checked):
         recipe = registry("recipe").get(name)
         return getattr(recipe, "Config", RecipeConfig)
 
-    #: Translators without weights: nothing to train, so `translator_iters=0` is their normal setting.
-    PARAMETER_FREE_TRANSLATORS = ("identity", "fda")
-
     def validate(self) -> None:
-        """Field checks, loss weights `>= 0`, and no silently untrained translator.
-
-        A recipe that translates source images with a trainable translator (CycleGAN) and skips stage 1
-        (`translator_iters=0`) must name trained weights (`translator_checkpoint`) or a translated cache
-        (`translated_root`).
-        """
+        """Field checks, loss weights `>= 0`, and no silently untrained translator (`check_recipe`)."""
         super().validate()
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name.endswith("weight") and isinstance(v, int | float) and not v >= 0:
-                raise FieldError(f"{f.name}: a loss weight must be at least 0, got {v}")
-        iters = getattr(self, "translator_iters", None)
-        if iters is None:
-            return
-        if iters < 0:
-            raise FieldError(f"translator_iters: must be at least 0 (0: no translator stage), got {iters}")
-        translator = getattr(self, "translator", None)
-        if (iters == 0 and getattr(self, "translation", True) and translator
-                and translator not in self.PARAMETER_FREE_TRANSLATORS
-                and not getattr(self, "translator_checkpoint", None) and not getattr(self, "translated_root", None)):
-            raise FieldError(
-                f"translator_iters: 0 skips training the {translator} translator, but neither "
-                "recipe.translator_checkpoint nor recipe.translated_root is set, so the source images would pass "
-                "through an untrained network; set recipe.translator_iters > 0, a translator_checkpoint or a "
-                "translated_root")
+        check_recipe(self)
 
 
 @dataclass

@@ -110,7 +110,12 @@ def build_trainer(recipe: str, *, model: str, src_size: str, tgt_size: str, batc
             sets.append("recipe.discriminator=fc")
         if recipe == "mlfa":
             sets += ["recipe.discriminator=feature"]
-    cfg = load_config(f"{recipe}_synthetic", sets + list(extra or []))
+    extra = list(extra or [])
+    if "recipe.translator_iters=0" in extra:  # no stage 1: a random-init translator stands for a trained one
+        path = Path(run_dir) / "random_translator.pt"
+        torch.save(uda.create("translator", load_config(f"{recipe}_synthetic").recipe.translator).state_dict(), path)
+        extra.append(f"recipe.translator_checkpoint={path}")
+    cfg = load_config(f"{recipe}_synthetic", sets + extra)
     tr = Trainer(cfg, run_dir, device=device)
     tr.build()
     n = 2

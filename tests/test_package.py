@@ -454,7 +454,7 @@ def test_yaml_round_trip_and_syntax_errors(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     assert load_yaml(path) == obj
     path.write_text("a: [1, 2\n")
-    with pytest.raises(uda.ConfigError, match=r"x.yaml: invalid YAML .*fix the syntax"):
+    with pytest.raises(uda.ConfigError, match=r"x.yaml: line \d+, column \d+: invalid YAML .*fix the syntax"):
         load_yaml(path)
     path.write_text("- 1\n- 2\n")
     with pytest.raises(uda.ConfigError, match="top level must be a mapping"):

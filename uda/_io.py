@@ -69,21 +69,67 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class _HashingWriter(io.RawIOBase):
+    """A write-only file wrapper that feeds every byte written into a SHA-256 (no second copy in memory)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f, self.hash = f, hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[override]
+        self.hash.update(b)
+        return self.f.write(b)
+
+
 def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> str:
-    """Serialize ``obj`` with ``torch.save`` and write it atomically together with a ``.sha256`` sidecar.
+    """Serialize ``obj`` with ``torch.save`` straight into an atomic file, with a ``.sha256`` sidecar.
+
+    The bytes stream to disk while they are hashed: the serialized checkpoint is never held in memory.
 
     Returns:
         The SHA-256 of the written bytes.
     """
     import torch
 
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    data = buf.getvalue()
-    digest = sha256_bytes(data)
-    atomic_write_bytes(path, data)
+    with atomic_open(path, "wb") as f:
+        w = _HashingWriter(f)
+        torch.save(obj, w)
+        digest = w.hash.hexdigest()
     atomic_write_text(str(path) + ".sha256", digest + "\n")
     return digest
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Make ``dst`` an atomic copy of ``src``: a hard link where the filesystem allows, else a streamed copy."""
+    import shutil
+
+    dst = Path(dst)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def load_checkpoint(path: str | os.PathLike, *, verify: bool = True, map_location: Any = "cpu") -> dict[str, Any]:
@@ -107,16 +153,15 @@ def load_checkpoint(path: str | os.PathLike, *, verify: bool = True, map_locatio
             return load_file(str(path), device=str(map_location))
         except Exception as e:
             raise CheckpointError(f"{path}: cannot read safetensors file ({e}); the file is corrupt or not safetensors") from None
-    data = path.read_bytes()
     side = Path(str(path) + ".sha256")
     if verify and side.is_file():
         want = side.read_text().strip()
-        if want and sha256_bytes(data) != want:
+        if want and sha256_file(path) != want:  # streamed: the file's bytes are not held in memory twice
             raise CheckpointError(
                 f"{path}: checksum mismatch (file is truncated or corrupted); use an earlier checkpoint"
             )
     try:
-        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "Weights only load failed" in str(e):
@@ -135,7 +180,10 @@ def load_yaml(path: str | os.PathLike) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]}); fix the syntax") from None
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: invalid YAML ({what}); fix the syntax there") from None
 
 
 def dump_yaml(obj: Any) -> str:

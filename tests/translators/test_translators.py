@@ -134,27 +134,47 @@ def test_cyclegan_losses_equal_plain_pytorch():
         assert torch.allclose(a.grad, b.grad, atol=1e-6, rtol=1e-4)
 
 
+def _v(k: torch.Tensor) -> torch.Tensor:
+    """Images whose values are 8-bit levels ``k`` of the tanh range (what the pool stores exactly)."""
+    return k / 127.5 - 1
+
+
+def _k(y: torch.Tensor) -> float:
+    return float(((y.flatten()[0] + 1) * 127.5).round())
+
+
 def test_image_pool_fills_then_swaps_deterministically():
     pool = ImagePool(3, seed=7)
-    first = torch.arange(3.0).view(3, 1, 1, 1)
+    first = _v(torch.arange(3.0)).view(3, 1, 1, 1)
     assert torch.equal(pool(first), first)  # filling: returned as is, stored
-    stored = {float(v) for v in first.flatten()}
+    stored = {0.0, 1.0, 2.0}
     outs = []
     for i in range(40):
-        x = torch.full((1, 1, 1, 1), 100.0 + i)
+        x = _v(torch.full((1, 1, 1, 1), 100.0 + i))
         y = pool(x)
-        v = float(y.flatten()[0])
+        v = _k(y)
         assert v == 100.0 + i or v in stored  # the incoming image or a stored one
         if v != 100.0 + i:  # a stored image came back: the incoming one took its place
+            assert torch.equal(y, _v(torch.full((1, 1, 1, 1), v)))  # bit-exact from the 8-bit store
             stored.discard(v)
             stored.add(100.0 + i)
-        assert {float(t.flatten()[0]) for t in pool.images} == stored
+        assert {float(t.flatten()[0]) for t in pool.images} == stored and pool.images[0].dtype == torch.uint8
         outs.append(v)
-    swapped = sum(v < 100 or v != 100.0 + i for i, v in enumerate(outs))
+    swapped = sum(v != 100.0 + i for i, v in enumerate(outs))
     assert 8 <= swapped <= 32  # p = 0.5
     again = ImagePool(3, seed=7)
     again(first)
-    assert [float(again(torch.full((1, 1, 1, 1), 100.0 + i)).flatten()[0]) for i in range(40)] == outs
+    assert [_k(again(_v(torch.full((1, 1, 1, 1), 100.0 + i)))) for i in range(40)] == outs
+
+
+def test_image_pool_is_stored_in_8_bits_and_released():
+    pool = ImagePool(50)
+    pool(torch.rand(50, 3, 32, 64) * 2 - 1)
+    state = pool.state_dict()["_extra_state"]["images"]
+    assert len(state) == 50 and all(t.dtype == torch.uint8 for t in state)
+    assert sum(t.numel() * t.element_size() for t in state) == 50 * 3 * 32 * 64  # 1 byte per value, not 4
+    pool.release_training_state()
+    assert pool.images == [] and pool.state_dict()["_extra_state"]["images"] == []
 
 
 def test_image_pool_state_dict_resumes_exactly():

@@ -112,7 +112,7 @@ def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
 
 
 @main.command("train")
-@click.argument("name_or_yaml")
+@click.argument("name_or_yaml", required=False)
 @_set_option
 @click.option("--source", type=DatasetRoot(), help="Source dataset and its folder, e.g. gta5:/data/GTA5.")
 @click.option("--target", type=DatasetRoot(),
@@ -120,9 +120,13 @@ def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<config name>].")
 @click.option("--device", type=Device(), help="auto (default: CUDA if present), cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, help="Random seed (trainer.seed).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint; overrides apply.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint with its saved config.yaml; "
+                   "--set/--seed/... apply on top (each change is printed). NAME is then optional.")
+@click.option("--overwrite", is_flag=True,
+              help="The run directory may hold another run: move it aside to <dir>.replaced-<UTC time> first.")
 def train_cmd(
-    name_or_yaml: str,
+    name_or_yaml: str | None,
     overrides: tuple[str, ...],
     source: tuple[str, str] | None,
     target: tuple[str, str] | None,
@@ -130,20 +134,23 @@ def train_cmd(
     device: str | None,
     seed: int | None,
     resume: bool,
+    overwrite: bool,
 ) -> None:
     """Train the experiment NAME_OR_YAML and print its final evaluation.
 
-    The run directory gets config.yaml, metrics.jsonl, checkpoints/last.pt and final.json.
+    The run directory gets config.yaml, metrics.jsonl, checkpoints/last.pt and final.json. A directory
+    that already holds a run is refused unless --resume (continue it) or --overwrite (move it aside).
 
     \b
     Examples:
         uda train mlfa_synthetic
         uda train advent_gta5_cityscapes --source gta5:/data/GTA5 \\
             --target cityscapes:/data/cityscapes --set model.pretrained=/weights/DeepLab_resnet_pretrained_imagenet.pth
-        uda train my_experiment.yaml --set trainer.max_iters=2000 --out runs/short --resume
+        uda train --resume --out runs/short --set trainer.max_iters=4000
     """
     from ..config import load_config
     from ..engine import train
+    from ..engine.rundir import prepare_run_dir, resume_config
     from ..evaluation import format_table
 
     cli = dataset_overrides("source", source) + dataset_overrides("target", target)
@@ -152,12 +159,22 @@ def train_cmd(
         cli.append(f"trainer.seed={seed}")
     if device is not None:
         cli.append(f"trainer.device={quote(device)}")
-    cfg = load_config(name_or_yaml, cli + list(overrides))
-    run_dir = Path(out) if out else Path("runs") / cfg.name
-    if resume and not (run_dir / "checkpoints").is_dir():
-        raise UdaError(f"--resume: no checkpoints in {run_dir}; pass the --out folder of the run to continue")
+    if resume and overwrite:
+        raise UdaError("--resume and --overwrite contradict each other; give one of them")
+    if name_or_yaml is None and not (resume and out):
+        raise click.UsageError("give NAME_OR_YAML (a built-in config or a YAML file), or --resume --out RUN_DIR")
+    if resume:
+        run_dir = Path(out) if out else Path("runs") / load_config(name_or_yaml).name
+        prepare_run_dir(run_dir, resume=True)
+        cfg, changes = resume_config(run_dir, cli + list(overrides))
+        for line in changes:
+            click.echo(f"resume: {line}", err=True)
+    else:
+        cfg = load_config(name_or_yaml, cli + list(overrides))
+        run_dir = Path(out) if out else Path("runs") / cfg.name
+        prepare_run_dir(run_dir, overwrite=overwrite, move=False)  # refuse before any output
     click.echo(f"training {cfg.name} ({cfg.recipe.name}, {cfg.trainer.max_iters} iterations) into {run_dir}", err=True)
-    result = train(cfg, run_dir, resume=resume)
+    result = train(cfg, run_dir, resume=resume, overwrite=overwrite)
     click.echo(format_table(result))
     click.echo(f"run directory: {run_dir}  (final.json, metrics.jsonl, checkpoints/)")
 
@@ -283,9 +300,10 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 @click.argument("checkpoint", required=False, type=click.Path(exists=True))
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False),
               help="Score a folder of trainId PNG predictions instead of a checkpoint.")
-@click.option("--dataset", required=True, help="Registered dataset name, e.g. cityscapes.")
-@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The dataset's folder.")
-@click.option("--split", default="val", show_default=True, help="Dataset split.")
+@click.option("--dataset", help="Registered dataset name, e.g. cityscapes [default: the run's validation set].")
+@click.option("--root", type=click.Path(exists=True, file_okay=False),
+              help="The dataset's folder [default: the run's validation set's].")
+@click.option("--split", help="Dataset split [default: the run's validation split, else val].")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation JSON.")
 @click.option("--report", type=click.Path(file_okay=False), help="Also write the report (Markdown, CSV, PNGs) here.")
 @click.option("--model", "model_name", help="Model to build for a bare weights file (e.g. an original ADVENT checkpoint).")
@@ -295,9 +313,9 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 def evaluate_cmd(
     checkpoint: str | None,
     predictions: str | None,
-    dataset: str,
-    root: str,
-    split: str,
+    dataset: str | None,
+    root: str | None,
+    split: str | None,
     as_json: bool,
     report: str | None,
     model_name: str | None,
@@ -307,12 +325,16 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate a CHECKPOINT (or run directory), or a folder of --predictions, on a labelled split.
 
-    IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
+    A run is scored on its own validation set with its options unless --dataset/--root say otherwise:
+    --root alone keeps the run's dataset and its options (another copy of the data); --dataset names
+    another dataset (its options start afresh) and needs --root. A bare weights file and --predictions
+    need both. IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
     --set changes the evaluation, e.g. --set eval.mode=slide or --set data.val.options.KEY=VALUE.
 
     \b
     Examples:
-        uda evaluate runs/mlfa_gta5_cityscapes --dataset cityscapes --root /data/cityscapes --json
+        uda evaluate runs/mlfa_synthetic                     # the run's own validation set
+        uda evaluate runs/mlfa_gta5_cityscapes --root /data/cityscapes --json
         uda evaluate --predictions preds/ --dataset cityscapes --root /data/cityscapes
         uda evaluate ADVENT_gta2cityscapes.pth --model deeplabv2 --dataset cityscapes --root /data/cityscapes
     """
@@ -320,8 +342,9 @@ def evaluate_cmd(
 
     if (checkpoint is None) == (predictions is None):
         raise click.UsageError("give either CHECKPOINT or --predictions DIR (exactly one)")
-    sets = dataset_overrides("val", (dataset, root), split=split) + list(overrides)
-    cfg = run_config(checkpoint, sets) if checkpoint is not None else None
+    run_cfg = run_config(checkpoint) if checkpoint is not None else None
+    sets = _val_overrides(run_cfg, dataset, root, split) + list(overrides)
+    cfg = run_config(checkpoint, sets) if run_cfg is not None else None
     if cfg is None:
         cfg = _default_config(sets)
     ds = build_dataset(cfg.data.val, labels=True)
@@ -341,6 +364,27 @@ def evaluate_cmd(
 
         write_report(result, report)
         click.echo(f"report written to {report}", err=True)
+
+
+def _val_overrides(run_cfg: Any, dataset: str | None, root: str | None, split: str | None) -> list[str]:
+    """The `data.val` overrides of `uda evaluate`: the run's own validation set unless told otherwise."""
+    if run_cfg is None:  # bare weights or --predictions: nothing to fall back on
+        if dataset is None or root is None:
+            raise click.UsageError("--dataset and --root are needed here (no run config to take the validation set "
+                                   "from)")
+        return dataset_overrides("val", (dataset, root), split=split or "val")
+    val = run_cfg.data.val
+    out: list[str] = []
+    if dataset is not None and dataset != val.name:  # another dataset: its own options, native label size
+        if root is None:
+            raise click.UsageError(f"--dataset {dataset} differs from the run's validation set ({val.name}); "
+                                   "give its --root too")
+        return dataset_overrides("val", (dataset, root), split=split or "val")
+    if root is not None:  # the same dataset elsewhere: the run's options stay
+        out.append(f"data.val.root={quote(root)}")
+    if split is not None:
+        out.append(f"data.val.split={quote(split)}")
+    return out
 
 
 def _default_config(overrides: list[str]) -> Any:

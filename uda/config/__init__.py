@@ -15,7 +15,7 @@ Example:
 # The presets import the recipes, which import the schema: they come last.
 # isort: skip_file
 from .convert import apply_overrides, from_dict, merge, parse_scalar, to_dict
-from .loading import get_builtin, load_config, register_config
+from .loading import get_builtin, load_config, load_config_dict, register_config
 from .schema import (
     DataConfig,
     DatasetConfig,
@@ -26,8 +26,8 @@ from .schema import (
     OptimizerConfig,
     RecipeConfig,
     TrainerConfig,
-    parse_size,
 )
+from .._utils import parse_size
 from .setups import DEEPLAB_INIT, SETUPS, paper_setup, synthetic_setup
 from . import presets  # noqa: F401  (registers the built-in configs)
 
@@ -47,6 +47,7 @@ __all__ = [
     "from_dict",
     "get_builtin",
     "load_config",
+    "load_config_dict",
     "merge",
     "paper_setup",
     "parse_scalar",

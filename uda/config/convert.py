@@ -120,10 +120,18 @@ def from_dict(cls: type[T], data: dict[str, Any], *, prefix: str = "") -> T:
             close = difflib.get_close_matches(str(k), list(fields), n=1)
             hint = f" Did you mean '{(prefix + '.' if prefix else '') + close[0]}'?" if close else ""
             raise ConfigError(f"unknown config key '{key}'.{hint} Valid keys here: {', '.join(fields)}")
-        kwargs[k] = _coerce(hints[k], v, key)
+        try:
+            kwargs[k] = _coerce(hints[k], v, key)
+        except ConfigError:
+            hint = fields[k].metadata.get("hint")  # e.g. sizes: "a size WxH such as 1280x720"
+            if hint is None:
+                raise
+            raise ConfigError(f"{key}: {v!r} is not {hint}") from None
     try:
         obj = cls(**kwargs)
-    except ConfigError:
+    except ConfigError as e:
+        if getattr(e, "unprefixed", False):  # a field check: "batch_size: ..." -> "data.batch_size: ..."
+            raise ConfigError(f"{prefix}.{e}" if prefix else str(e)) from None
         raise
     except (TypeError, ValueError) as e:
         msg = str(e)

@@ -74,6 +74,20 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         data = _merge_layer(ExperimentConfig().to_dict(), data)
         if not named:
             data["name"] = Path(str(name_or_path)).stem
+    return load_config_dict(data, overrides)
+
+
+def load_config_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Validate a plain config dict (e.g. a run's saved `config.yaml`) with `KEY=VALUE` overrides on top.
+
+    An override of `recipe.name` to another recipe starts that recipe from its own defaults.
+
+    Example:
+        >>> data = load_config("advent_synthetic").to_dict()
+        >>> load_config_dict(data, ["trainer.max_iters=3"]).trainer.max_iters
+        3
+    """
+    data = copy.deepcopy(data)
     overrides = list(overrides)
     for item in overrides:
         key, _, value = item.partition("=")

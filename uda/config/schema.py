@@ -17,72 +17,70 @@ from typing import Any, Literal
 
 from .._io import dump_yaml
 from .._registry import registry
-from .._utils import parse_size
+from .checks import Checked, FieldError, at_least, check_recipe, positive, probability, size_wxh
 from .convert import apply_overrides, from_dict, to_dict
 
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(Checked):
     """One dataset: registered ``name``, ``root`` folder, ``split``, training ``size`` (``WxH``) and
     extra factory ``options`` (e.g. ``{"num": 200}`` for ``synthetic``)."""
 
     name: str = "synthetic"
     root: str | None = None
     split: str = "train"
-    size: str | None = None
+    size: str | None = field(default=None, metadata=size_wxh())
     options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        parse_size(self.size, "data.*.size")
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Checked):
     """Source (labelled), target (unlabelled) and validation (target, labelled) data."""
 
     source: DatasetConfig = field(default_factory=lambda: DatasetConfig(options={"domain": "source"}))
     target: DatasetConfig = field(default_factory=lambda: DatasetConfig(options={"domain": "target"}))
     val: DatasetConfig = field(default_factory=lambda: DatasetConfig(split="val", options={"domain": "target"}))
-    batch_size: int = 1
-    num_workers: int = 0
+    batch_size: int = field(default=1, metadata=at_least(1))
+    num_workers: int = field(default=0, metadata=at_least(0, meaning=" (0 loads in the main process)"))
     augmentation: str | None = None
     augmentation_options: dict[str, Any] = field(default_factory=dict)
     on_bad_sample: Literal["stop", "skip"] = "stop"
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Checked):
     """The segmentation network: registered ``name``, ``num_classes``, local ``pretrained`` weights path
     (``null`` = random init) and extra factory ``options``."""
 
     name: str = "deeplabv2"
-    num_classes: int = 19
+    num_classes: int = field(default=19, metadata=at_least(1))
     pretrained: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
-class OptimizerConfig:
+class OptimizerConfig(Checked):
     """One optimizer and its schedule."""
 
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = 2.5e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    betas: tuple[float, float] = (0.9, 0.99)
-    head_lr_mult: float = 10.0
+    lr: float = field(default=2.5e-4, metadata=positive())
+    momentum: float = field(default=0.9, metadata=probability())
+    weight_decay: float = field(default=5e-4, metadata=at_least(0))
+    betas: tuple[float, float] = field(default=(0.9, 0.99), metadata=probability())
+    head_lr_mult: float = field(default=10.0, metadata=positive())
     schedule: Literal["poly", "constant", "linear_decay"] = "poly"
-    power: float = 0.9
-    total_iters: int | None = 250000
-    decay_start: int = 0
-    grad_clip: float | None = None
+    power: float = field(default=0.9, metadata=positive())
+    total_iters: int | None = field(default=250000, metadata=at_least(1, meaning=" (null: the stage's length)"))
+    decay_start: int = field(default=0, metadata=at_least(0))
+    grad_clip: float | None = field(default=None, metadata=positive())
     faithful_duplicate_params: bool = False
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         top = self.lr * max(self.head_lr_mult, 1.0)
-        if not (math.isfinite(top) and 0 <= top < 3.0e38):
-            raise ValueError(f"lr: {self.lr} (× head_lr_mult {self.head_lr_mult}) is not a usable learning rate; "
-                             "use a non-negative value such as 2.5e-4")
+        if not (math.isfinite(top) and top < 3.0e38):
+            raise FieldError(f"lr: {self.lr} (× head_lr_mult {self.head_lr_mult}) is not a usable learning rate; "
+                             "use a positive value such as 2.5e-4")
 
 
 @dataclass
@@ -96,7 +94,7 @@ class OptimConfig:
 
 
 @dataclass
-class RecipeConfig:
+class RecipeConfig(Checked):
     """Base of every recipe's config; ``name`` selects the recipe and with it the config class."""
 
     name: str = "source_only"
@@ -107,46 +105,57 @@ class RecipeConfig:
         recipe = registry("recipe").get(name)
         return getattr(recipe, "Config", RecipeConfig)
 
+    def validate(self) -> None:
+        """Field checks, loss weights `>= 0`, and no silently untrained translator (`check_recipe`)."""
+        super().validate()
+        check_recipe(self)
+
 
 @dataclass
-class TrainerConfig:
+class TrainerConfig(Checked):
     """The one training loop: length, intervals, precision, determinism and failure policy."""
 
-    max_iters: int = 120000
-    checkpoint_every: int = 5000
-    eval_every: int = 5000
-    log_every: int = 50
-    keep_last: int = 3
+    max_iters: int = field(default=120000, metadata=at_least(1))
+    checkpoint_every: int = field(default=5000, metadata=at_least(1))
+    eval_every: int = field(default=5000, metadata=at_least(0, meaning=" (0: evaluate only at the end)"))
+    log_every: int = field(default=50, metadata=at_least(1))
+    keep_last: int = field(default=3, metadata=at_least(1))
     amp: Literal["none", "bf16", "fp16"] = "none"
     channels_last: bool = False
-    grad_accum: int = 1
+    grad_accum: int = field(default=1, metadata=at_least(1))
     nonfinite: Literal["stop", "skip"] = "stop"
-    seed: int = 0
+    seed: int = field(default=0, metadata=at_least(0))
     deterministic: bool = False
     device: str = "auto"
     compile: bool = False
     tensorboard: bool = True
-    dist_timeout_s: int = 600
+    dist_timeout_s: int = field(default=600, metadata=at_least(1))
 
 
 @dataclass
-class EvalConfig:
-    """How the target is evaluated (by default the AdaptSegNet/ADVENT protocol: resize to 1024x512, upsample to GT size)."""
+class EvalConfig(Checked):
+    """How the target is evaluated (the papers' protocol by default: resize to 1024x512, upsample to GT size)."""
 
     mode: Literal["resize", "slide", "multiscale"] = "resize"
-    size: str | None = "1024x512"
-    crop: str = "1024x512"
-    stride: str = "512x256"
+    size: str | None = field(default="1024x512", metadata=size_wxh())
+    crop: str = field(default="1024x512", metadata=size_wxh(optional=False))
+    stride: str = field(default="512x256", metadata=size_wxh(optional=False))
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
     flip: bool = False
-    batch_size: int = 1
-    max_images: int | None = None
+    batch_size: int = field(default=1, metadata=at_least(1))
+    max_images: int | None = field(default=None, metadata=at_least(1, meaning=" (null: every image)"))
     protocol: Literal["auto", "19", "16", "13"] = "auto"
     amp: bool = False
 
+    def validate(self) -> None:
+        super().validate()
+        if not self.scales or not all(math.isfinite(x) and x > 0 for x in self.scales):
+            raise FieldError(f"scales: must be a non-empty list of positive factors such as [0.75, 1.0, 1.25], "
+                             f"got {self.scales}")
+
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(Checked):
     """A whole experiment. Sections see only their own fields."""
 
     name: str = "experiment"

@@ -175,6 +175,14 @@ class InfiniteLoader:
         start = self.iteration if start_iter is None else start_iter
         return _StreamSampler(n, self.batch_size, self.seed, self.rank, self.world_size, start)
 
+    def generator(self) -> torch.Generator:
+        """The loader's own generator, a function of `(seed, rank, iteration)`.
+
+        The DataLoader draws its base seed from it when an iterator starts (at the first batch and after a
+        resume); with the global generator that draw would shift every later random number of the run.
+        """
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.rank * 7919 + self.iteration) % 2**63)
+
     def _make(self) -> Iterator[dict[str, Any]]:
         cuda = self.device.type == "cuda"
         kw: dict[str, Any] = {}
@@ -187,6 +195,7 @@ class InfiniteLoader:
             num_workers=self.num_workers,
             collate_fn=_collate,
             pin_memory=cuda,
+            generator=self.generator(),  # never the global generator: resume restores that one exactly
             **kw,
         )
         return iter(loader)

@@ -26,7 +26,7 @@ from .._errors import CheckpointError, NonFiniteLossError, UdaError
 from .._io import atomic_write_json, atomic_write_text
 from . import distributed as D
 from ._optim import lr_factor
-from .checkpoint import FORMAT, load_latest_checkpoint, rng_state, set_rng_state, write_checkpoint
+from .checkpoint import FORMAT, load_latest_checkpoint, rank_rng_states, restore_rank_rng, rng_state, write_checkpoint
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -96,7 +96,6 @@ class Checkpointer(Callback):
 
     def state_dict(self, tr: Trainer) -> dict[str, Any]:
         """Everything needed to continue bit-for-bit (see `uda.engine.checkpoint`)."""
-        translator = tr.recipe.translator
         return {
             "format": FORMAT,
             "stage": tr.stage_idx,
@@ -106,14 +105,13 @@ class Checkpointer(Callback):
             "model_name": tr.cfg.model.name,
             "num_classes": tr.cfg.model.num_classes,
             "model": tr.model.state_dict(),
-            "translator": translator.state_dict() if translator is not None else None,
             "recipe": tr.recipe.state_dict(),
             "optimizers": {n: {k: v.state_dict() for k, v in e.items() if not k.endswith("_sched")}
                            for n, e in tr.optimizers.items()},
             "schedulers": {n: {k: v.state_dict() for k, v in e.items() if k.endswith("_sched")}
                            for n, e in tr.optimizers.items()},
             "scaler": tr.scaler.state_dict(),
-            "rng": rng_state(),
+            "rng": [rng_state()],  # this rank's; save() stores every rank's
             "data": {"source": tr.source_iter.state_dict(), "target": tr.target_iter.state_dict()},
             "skipped": tr.skipped,
             "config": tr.cfg.to_dict(),
@@ -122,6 +120,7 @@ class Checkpointer(Callback):
     def save(self, tr: Trainer) -> Path | None:
         """Write a checkpoint (rank 0); refuse to save non-finite weights; a write failure keeps the last good one."""
         self.saved_at = tr.global_iter
+        rngs = rank_rng_states()  # a collective: every rank's RNG state goes into the checkpoint
         if not tr.is_main:
             return None
         params = list(tr.recipe.parameters())
@@ -129,7 +128,8 @@ class Checkpointer(Callback):
             raise NonFiniteLossError(f"refusing to save non-finite weights at iteration {tr.global_iter}; "
                                      f"last good checkpoint: {tr.last_checkpoint or 'none'}")
         try:
-            path = write_checkpoint(self.state_dict(tr), tr.out_dir / "checkpoints", tr.cfg.trainer.keep_last)
+            path = write_checkpoint({**self.state_dict(tr), "rng": rngs}, tr.out_dir / "checkpoints",
+                                    tr.cfg.trainer.keep_last)
         except OSError as e:
             raise UdaError(f"cannot write a checkpoint in {tr.out_dir / 'checkpoints'} ({e.strerror or e}); "
                            f"the last good checkpoint {tr.last_checkpoint or '(none)'} is intact; "
@@ -168,7 +168,7 @@ class Checkpointer(Callback):
         tr.scaler.load_state_dict(state["scaler"])
         tr.source_iter.load_state_dict(state["data"]["source"])
         tr.target_iter.load_state_dict(state["data"]["target"])
-        set_rng_state(state["rng"])
+        restore_rank_rng(state["rng"], tr.dist.rank, tr.dist.world_size)
         tr.stage_idx, tr.stage_iter = int(state["stage"]), int(state["iter"])
         tr.global_iter, tr.skipped = int(state["global_iter"]), int(state["skipped"])
         tr.last_checkpoint = path

@@ -4,9 +4,9 @@ A checkpoint (``checkpoints/iter_XXXXXXX.pt`` and a copy ``checkpoints/last.pt``
 tensors and Python scalars, loadable with ``torch.load(weights_only=True)``:
 
 ``format``, ``stage`` (index), ``stage_name``, ``iter`` (iterations done in that stage), ``global_iter``,
-``model`` (segmentation network state dict), ``translator`` (if any), ``recipe`` (every module of the
-recipe: model, aligner discriminators, translator), ``optimizers`` / ``schedulers`` (per stage),
-``scaler``, ``rng`` (torch, numpy, python, cuda), ``data`` (loader positions), ``skipped`` (non-finite
+``model`` (segmentation network state dict), ``recipe`` (every module of the recipe: model, aligner
+discriminators, translator; read the translator's part with `translator_state_dict`), ``optimizers`` / ``schedulers`` (per stage),
+``scaler``, ``rng`` (one entry per rank: torch, numpy, python, cuda), ``data`` (loader positions), ``skipped`` (non-finite
 steps skipped), ``config`` (the resolved experiment config), ``model_name``, ``num_classes``.
 
 Writes go through :func:`uda._io.save_checkpoint` (temp file + fsync + rename, with a ``.sha256``
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .._errors import CheckpointError
-from .._io import atomic_write_bytes, atomic_write_text, load_checkpoint, save_checkpoint
+from .._io import atomic_write_text, link_or_copy, load_checkpoint, save_checkpoint
 
 FORMAT = "uda.checkpoint/1"
 _ITER_RE = re.compile(r"^iter_(\d+)\.pt$")
@@ -56,6 +56,61 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def rank_rng_states() -> list[dict[str, Any]]:
+    """`rng_state()` of every rank, in rank order (a collective under torch.distributed: call it on every rank)."""
+    import torch.distributed as dist
+
+    state = rng_state()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [state]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, state)
+    return out
+
+
+def restore_rank_rng(states: list[dict[str, Any]] | dict[str, Any], rank: int = 0, world_size: int = 1) -> None:
+    """Restore this rank's RNG state from a checkpoint's `rng` list (one entry per rank).
+
+    A checkpoint written with another number of ranks gives rank `r` the state of saved rank `r % saved`
+    (with a warning: the continuation is then no longer the uninterrupted run).
+    """
+    if isinstance(states, dict):  # older single-state checkpoints
+        states = [states]
+    if len(states) != world_size:
+        warnings.warn(f"the checkpoint holds the RNG states of {len(states)} rank(s), this run has {world_size}; "
+                      "random draws will differ from the uninterrupted run", stacklevel=2)
+    set_rng_state(states[rank % len(states)])
+
+
+def translator_state_dict(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """The translator's state dict inside a training checkpoint (stored once, in the recipe's), or `None`.
+
+    Checkpoints written before the translator was stored once hold it under `translator` as well.
+    """
+    if isinstance(ckpt.get("translator"), dict):
+        return ckpt["translator"]
+    recipe = ckpt.get("recipe")
+    if not isinstance(recipe, dict):
+        return None
+    out = {k[len("translator."):]: v for k, v in recipe.items() if k.startswith("translator.")}
+    return out or None
+
+
+def release_finished_stage(trainer: Any) -> None:
+    """`on_stage_end` callback: drop state that only the finished stage needs (after CycleGAN's stage 1: its image
+    pools and its optimizers' moments), so that it neither takes memory nor goes into the later checkpoints."""
+    stage = trainer.stages[trainer.stage_idx]
+    if stage.name != "translator":
+        return
+    for m in trainer.recipe.modules():
+        release = getattr(m, "release_training_state", None)
+        if callable(release):
+            release()
+    for key, opt in trainer.optimizers.get(stage.name, {}).items():  # the finished stage's Adam moments
+        if not key.endswith("_sched"):
+            opt.state.clear()
+
+
 def _to_lists(obj: Any) -> Any:
     return [_to_lists(v) for v in obj] if isinstance(obj, tuple) else obj
 
@@ -81,7 +136,7 @@ def write_checkpoint(state: dict[str, Any], ckpt_dir: str | Path, keep_last: int
     # Drop the old digest first: a kill between the two writes then leaves an unverified (but atomically
     # written, loadable) last.pt instead of a good file beside a stale digest.
     (ckpt_dir / "last.pt.sha256").unlink(missing_ok=True)
-    atomic_write_bytes(ckpt_dir / "last.pt", path.read_bytes())
+    link_or_copy(path, ckpt_dir / "last.pt")  # a hard link: the bytes are neither re-read nor written twice
     atomic_write_text(ckpt_dir / "last.pt.sha256", digest + "\n")
     for old in iteration_checkpoints(ckpt_dir)[max(1, keep_last):]:
         old.unlink(missing_ok=True)

@@ -34,6 +34,8 @@ from . import callbacks as C
 from . import distributed as D
 from .build import build_parts, check_writable
 from .callbacks import EVENTS, StepLosses
+from .checkpoint import release_finished_stage
+from .rundir import prepare_run_dir
 
 
 class Trainer:
@@ -44,6 +46,7 @@ class Trainer:
         out_dir: the run directory (config.yaml, command.txt, metrics.jsonl, checkpoints/, final.json,
             report, pictures/).
         resume: continue from the newest valid checkpoint in ``out_dir/checkpoints``.
+        overwrite: ``out_dir`` may hold another run: it is moved aside (see `uda.engine.rundir`).
         device: overrides ``cfg.trainer.device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
 
     Example:
@@ -53,7 +56,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-                 device: str | torch.device | None = None) -> None:
+                 overwrite: bool = False, device: str | torch.device | None = None) -> None:
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self._callbacks: dict[str, list[tuple[int, Callable[[Trainer], Any]]]] = defaultdict(list)
@@ -66,6 +69,7 @@ class Trainer:
         # An elastic restart (torchrun --max-restarts) continues from the last checkpoint.
         self.elastic_restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0
         self.resume = resume or self.elastic_restart
+        self.overwrite = overwrite
         self.stage_idx = self.stage_iter = self.global_iter = self.skipped = 0
         self.last_checkpoint: Path | None = None
         self.last_losses: dict[str, float] = {}
@@ -118,6 +122,8 @@ class Trainer:
 
     def build(self) -> None:
         """Build the parts (`build_parts`), attach the built-in callbacks, restore a checkpoint when resuming."""
+        if not self.elastic_restart:  # a run is never overwritten
+            prepare_run_dir(self.out_dir, resume=self.resume, overwrite=self.overwrite, move=self.is_main)
         if self.is_main:
             check_writable(self.out_dir)
         p = self.parts = build_parts(self.cfg, self.device, self.dist)
@@ -125,6 +131,7 @@ class Trainer:
         self.scaler, self.autocast, self.augment = p.scaler, p.autocast, p.augment
         self.source_ds, self.target_ds, self.val_ds = p.source_ds, p.target_ds, p.val_ds
         self.source_iter, self.target_iter = p.source_iter, p.target_iter
+        self.add_callback("on_stage_end", release_finished_stage)  # e.g. CycleGAN's image pools after stage 1
         if self.resume:
             self.checkpointer.restore(self)
         self.attach(self.checkpointer)
@@ -270,7 +277,7 @@ class Trainer:
         return self.last_eval
 
 
-def train(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = False,
+def train(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           device: str | torch.device | None = None,
           callbacks: dict[str, list[Callable[[Trainer], Any]]] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir`` and return the final evaluation (the content of ``final.json``).
@@ -279,6 +286,8 @@ def train(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = F
         cfg: the resolved experiment config (`uda.config.load_config`).
         out_dir: run directory.
         resume: continue from the newest valid checkpoint (automatic on a torchrun elastic restart).
+        overwrite: ``out_dir`` may already hold a run; it is moved aside to ``<out_dir>.replaced-<UTC time>``.
+            Without ``resume`` or ``overwrite`` a directory that holds a run is refused.
         device: overrides ``cfg.trainer.device``.
         callbacks: event → list of ``fn(trainer)`` (see `EVENTS`).
 
@@ -289,7 +298,7 @@ def train(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, resume: bool = F
         UdaError: unwritable output dir, checkpoint write failure; `TrainingInterrupted` after SIGTERM/SIGINT.
         NonFiniteLossError: a NaN/Inf loss with ``trainer.nonfinite="stop"``.
     """
-    trainer = Trainer(cfg, out_dir, resume=resume, device=device)
+    trainer = Trainer(cfg, out_dir, resume=resume, overwrite=overwrite, device=device)
     try:
         for event, fns in (callbacks or {}).items():
             for fn in fns:

@@ -232,7 +232,8 @@ def evaluate(
         raise DataError(f"dataset {_dataset_name(dataset)} is empty; check --root and --split")
     subset = Subset(dataset, list(range(rank, n, world_size)))
     loader = DataLoader(subset, batch_size=max(1, cfg.batch_size), shuffle=False, num_workers=num_workers,
-                        collate_fn=_collate, pin_memory=device.type == "cuda")  # fmt: skip
+                        collate_fn=_collate, pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(0))  # own generator: the training RNG stays as it is
     num_classes = getattr(model, "num_classes", None)
     cm: ConfusionMatrix | None = ConfusionMatrix(num_classes, device) if num_classes else None
     scores = LabelFreeScores(num_classes) if (label_free and num_classes) else None

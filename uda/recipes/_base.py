@@ -20,6 +20,7 @@ from .._io import load_checkpoint
 from .._registry import create
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
 from ..engine._optim import duplicated_backbone_params
+from ..engine.checkpoint import translator_state_dict
 from ..losses import seg_ce
 from ..types import LevelInfo, SegOutput
 from .task import Batch, Losses, SegStep, Stage, TranslatorTask
@@ -255,7 +256,8 @@ class Recipe(nn.Module):
         self.translator = create("translator", cfg.translator, **cfg.translator_options)
         if cfg.translator_checkpoint:
             state = load_checkpoint(cfg.translator_checkpoint)
-            state = state.get("translator", state) if isinstance(state, dict) else state
+            if isinstance(state, dict) and "recipe" in state:  # a training checkpoint
+                state = translator_state_dict(state) or {}
             if isinstance(state, dict) and "state_dict" in state:  # uda.translators.save_translator format
                 state = state["state_dict"]
             try:

@@ -229,6 +229,10 @@ def load_translator(path_or_run_dir: str | os.PathLike, *, map_location: Any = "
         path = found
     ckpt = load_checkpoint(path, map_location=map_location)
     entry = ckpt.get("translator", ckpt) if isinstance(ckpt, dict) else None
+    if isinstance(ckpt, dict) and "recipe" in ckpt and "config" in ckpt:
+        from ..engine.checkpoint import translator_state_dict
+
+        entry = translator_state_dict(ckpt)
     if isinstance(entry, dict) and "name" not in entry and entry is not ckpt:
         # A training checkpoint (uda.engine): the translator's bare state dict, its name in the saved config.
         recipe = (ckpt.get("config") or {}).get("recipe") or {}

@@ -96,6 +96,11 @@ class ImagePool(nn.Module):
     the incoming image is returned. Randomness comes from the pool's own ``torch.Generator`` (seeded), so
     the pool is deterministic; its images and generator state are part of ``state_dict()`` for exact resume.
 
+    Stored images are kept as 8 bits per value over the generators' tanh range [-1, 1] (like fakes saved as
+    PNGs): a quarter of the float32 memory and checkpoint size, and what is stored is exactly what resumes.
+    A returned stored image is therefore quantized (error at most 1/255); an incoming image is returned as is.
+    `release_training_state()` empties the pool once the translator is trained.
+
     Args:
         size: capacity; 0 returns the input unchanged.
         seed: seed of the pool's generator.
@@ -109,8 +114,16 @@ class ImagePool(nn.Module):
     def __init__(self, size: int = 50, *, seed: int = 0) -> None:
         super().__init__()
         self.size = size
-        self.images: list[torch.Tensor] = []
+        self.images: list[torch.Tensor] = []  # uint8, (1, C, H, W), on the device of the incoming images
         self.generator = torch.Generator().manual_seed(seed)
+
+    @staticmethod
+    def _pack(img: torch.Tensor) -> torch.Tensor:
+        return ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+    @staticmethod
+    def _unpack(q: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return (q.to(like.device).float() / 127.5 - 1).to(like.dtype)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return a batch of the same shape, mixing incoming and stored images (inputs are detached)."""
@@ -120,21 +133,25 @@ class ImagePool(nn.Module):
         for img in images.detach():
             img = img.unsqueeze(0)
             if len(self.images) < self.size:
-                self.images.append(img.clone())
+                self.images.append(self._pack(img))
                 out.append(img)
             elif torch.rand((), generator=self.generator).item() > 0.5:
                 i = int(torch.randint(0, self.size, (), generator=self.generator).item())
-                out.append(self.images[i].to(img.device).clone())
-                self.images[i] = img.clone()
+                out.append(self._unpack(self.images[i], img))
+                self.images[i] = self._pack(img)
             else:
                 out.append(img)
         return torch.cat(out, 0)
+
+    def release_training_state(self) -> None:
+        """Empty the pool (the translator stage is over: the pool is not used again)."""
+        self.images = []
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"images": [t.cpu() for t in self.images], "generator": self.generator.get_state()}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.images = [t.clone() for t in state.get("images", [])]
+        self.images = [t.clone() if t.dtype == torch.uint8 else self._pack(t) for t in state.get("images", [])]
         if "generator" in state:
             self.generator.set_state(state["generator"])
 

@@ -124,8 +124,9 @@ def mit_forward(sd: dict, x: torch.Tensor, variant: str, prefix: str = "backbone
     outs = []
     for s, (c, d, nh) in enumerate(zip(cfg["dims"], cfg["depths"], cfg["heads"]), start=1):
         pe = f"{prefix}patch_embed{s}"
-        x = F.conv2d(x, sd[pe + ".proj.weight"], sd[pe + ".proj.bias"], stride=4 if s == 1 else 2,
-                     padding=3 if s == 1 else 1)
+        x = F.conv2d(
+            x, sd[pe + ".proj.weight"], sd[pe + ".proj.bias"], stride=4 if s == 1 else 2, padding=3 if s == 1 else 1
+        )
         b, _, h, w = x.shape
         t = _ln(x.flatten(2).transpose(1, 2), sd, pe + ".norm", 1e-5)  # (B, N, C)
         r = SR[s - 1]
@@ -147,8 +148,9 @@ def mit_forward(sd: dict, x: torch.Tensor, variant: str, prefix: str = "backbone
             t = t + _lin(o, sd, bp + ".attn.proj")
             y = _lin(_ln(t, sd, bp + ".norm2", 1e-6), sd, bp + ".mlp.fc1")
             img = y.transpose(1, 2).reshape(b, 4 * c, h, w)
-            img = F.conv2d(img, sd[bp + ".mlp.dwconv.dwconv.weight"], sd[bp + ".mlp.dwconv.dwconv.bias"], padding=1,
-                           groups=4 * c)
+            img = F.conv2d(
+                img, sd[bp + ".mlp.dwconv.dwconv.weight"], sd[bp + ".mlp.dwconv.dwconv.bias"], padding=1, groups=4 * c
+            )
             t = t + _lin(F.gelu(img.flatten(2).transpose(1, 2)), sd, bp + ".mlp.fc2")
         t = _ln(t, sd, f"{prefix}norm{s}", 1e-6)
         x = t.transpose(1, 2).reshape(b, c, h, w)
@@ -160,8 +162,15 @@ def _cbr(x, sd, p, groups=1, dilation=1):
     w = sd[p + ".conv.weight"]
     pad = dilation * (w.shape[-1] // 2)
     x = F.conv2d(x, w, None, padding=pad, dilation=dilation, groups=groups)
-    x = F.batch_norm(x, sd[p + ".bn.running_mean"], sd[p + ".bn.running_var"], sd[p + ".bn.weight"],
-                     sd[p + ".bn.bias"], training=False, eps=1e-5)
+    x = F.batch_norm(
+        x,
+        sd[p + ".bn.running_mean"],
+        sd[p + ".bn.running_var"],
+        sd[p + ".bn.weight"],
+        sd[p + ".bn.bias"],
+        training=False,
+        eps=1e-5,
+    )
     return F.relu(x)
 
 

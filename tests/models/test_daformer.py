@@ -42,8 +42,9 @@ def test_bare_mmseg_layout_same_function(tmp_path, name, variant, embed, size):
 def test_mitb5_same_function(tmp_path):
     sd = random_state_dict(mmseg_spec("mit_b5", 19, 256), seed=2)
     m = uda.create("model", "daformer_mitb5", num_classes=19, pretrained=str(_save(tmp_path, sd))).eval()
-    assert sum(p.numel() for p in m.parameters()) == sum(v.numel() for k, v in sd.items() if v.dim() and
-                                                          "running" not in k)
+    assert sum(p.numel() for p in m.parameters()) == sum(
+        v.numel() for k, v in sd.items() if v.dim() and "running" not in k
+    )
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = daformer_forward(sd, x, "mit_b5")
@@ -71,16 +72,20 @@ def test_released_checkpoint_student_and_teacher(tmp_path):
 
 
 def test_segformer_imagenet_init_loads_encoder_only(tmp_path):
-    enc = {k[len("backbone.") :]: v for k, v in random_state_dict(mmseg_spec("tiny", 4, 32), seed=6).items()
-           if k.startswith("backbone.")}
+    enc = {
+        k[len("backbone.") :]: v
+        for k, v in random_state_dict(mmseg_spec("tiny", 4, 32), seed=6).items()
+        if k.startswith("backbone.")
+    }
     enc |= {"head.weight": torch.randn(1000, 64), "head.bias": torch.randn(1000)}
     torch.manual_seed(0)
     m = uda.create("model", "daformer_tiny", num_classes=4)
     head_before = {k: v.clone() for k, v in m.head.state_dict().items()}
     rep = load_weights(m, _save(tmp_path, enc, "mit_b5.pth"))
     assert rep.layout == "backbone" and rep.normalization == "imagenet"
-    assert rep.loaded == len(enc) - 2 and rep.missing == [k for k in m.state_dict() if k.startswith("head.")
-                                                          and not k.endswith("num_batches_tracked")]
+    assert rep.loaded == len(enc) - 2 and rep.missing == [
+        k for k in m.state_dict() if k.startswith("head.") and not k.endswith("num_batches_tracked")
+    ]
     assert all(torch.equal(v, m.head.state_dict()[k]) for k, v in head_before.items())
     x = torch.rand(1, 3, 64, 64)
     m.eval()
@@ -119,7 +124,9 @@ def test_param_groups_no_decay_on_norms():
     assert all("norm" in names[id(p)] for p in by_name["backbone_no_decay"]["params"])
     assert by_name["backbone_no_decay"]["weight_decay"] == 0.0 and by_name["backbone"]["weight_decay"] == 0.01
     n_norm = sum("norm" in n for n in names.values())
-    assert len(by_name["backbone_no_decay"]["params"]) == n_norm == 4 * 2 + 4 * 2 * 2 + 3 * 2 + 4 * 2  # embeds, blocks, sr, stages
+    assert (
+        len(by_name["backbone_no_decay"]["params"]) == n_norm == 4 * 2 + 4 * 2 * 2 + 3 * 2 + 4 * 2
+    )  # embeds, blocks, sr, stages
     assert by_name["heads"]["lr"] == pytest.approx(6e-4) and by_name["heads"]["weight_decay"] == 0.01
     opt = torch.optim.AdamW(groups, lr=6e-5, weight_decay=0.01)
     assert sorted(g["weight_decay"] for g in opt.param_groups) == [0.0, 0.01, 0.01]

@@ -72,8 +72,9 @@ def test_load_layout_and_bare_mmseg(released, tmp_path):
     m = uda.create("model", "hrda_tiny", num_classes=4)
     assert load_weights(m, bare).layout == "mmseg_hrda"
     own = m.state_dict()
-    assert torch.equal(own["scale_attention.fuse_layer.conv.weight"],
-                       student["decode_head.scale_attention.fuse_layer.conv.weight"])
+    assert torch.equal(
+        own["scale_attention.fuse_layer.conv.weight"], student["decode_head.scale_attention.fuse_layer.conv.weight"]
+    )
     assert torch.equal(own["base.head.conv_seg.weight"], student["decode_head.head.conv_seg.weight"])
     assert torch.equal(own["base.encoder.block4.0.attn.kv.weight"], student["backbone.block4.0.attn.kv.weight"])
 

@@ -205,7 +205,9 @@ class HRDA(UdaSegmentationModel):
             y0, y1, x0, x1 = (int(v) for v in box)
             d = self.crop_divisible
             if min(y0, y1, x0, x1) < 0 or y1 > h or x1 > w or y0 >= y1 or x0 >= x1 or any(v % d for v in box):
-                raise UdaError(f"hrda: detail_box {tuple(box)} must lie inside {h}×{w} with coordinates divisible by {d}")
+                raise UdaError(
+                    f"hrda: detail_box {tuple(box)} must lie inside {h}×{w} with coordinates divisible by {d}"
+                )
             box = (y0, y1, x0, x1)
             detail = self._base(x[:, :, y0:y1, x0:x1]).logits
             s = self.lr_stride

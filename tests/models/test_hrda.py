@@ -115,3 +115,35 @@ def test_generic_base_and_errors():
         m(torch.rand(1, 3, 68, 64))
     with pytest.raises(UdaError, match="multiple of 8"):
         uda.create("model", "hrda", base="daformer_tiny", num_classes=5, detail_size=36)
+
+
+def test_other_base_model_deeplabv2():
+    m = uda.create("model", "hrda", base="deeplabv2_tiny", num_classes=5, detail_size=32)
+    assert m.crop_divisible == 16 and m.attention_levels == ["layer1", "layer2", "layer3", "layer4"]
+    out = m(torch.rand(2, 3, 64, 64))
+    assert out.logits.shape == (2, 5, 8, 8) and out.aux is None
+    (out.logits.square().mean() + 0.1 * out.detail_logits.square().mean()).backward()
+    assert all(p.grad is not None for p in m.scale_attention.parameters())
+    assert m.eval()(torch.rand(1, 3, 64, 96)).logits.shape == (1, 5, 8, 12)
+
+
+def test_param_groups_no_decay_include_attention_head():
+    m = uda.create("model", "hrda_tiny", num_classes=3)
+    groups = {g["name"]: g for g in m.param_groups(6e-5, weight_decay=0.01)}
+    assert set(groups) == {"backbone", "backbone_no_decay", "heads"}
+    ids = {id(p) for p in groups["heads"]["params"]}
+    assert all(id(p) in ids for p in m.scale_attention.parameters())
+    assert groups["backbone_no_decay"]["weight_decay"] == 0.0
+
+
+@pytest.mark.slow
+def test_hrda_mitb5_same_function(tmp_path):
+    sd = random_state_dict(mmseg_spec("mit_b5", 19, 256, hrda=True), seed=13)
+    path = tmp_path / "hrda_b5.pth"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in sd.items()}}, path)
+    m = uda.create("model", "hrda", base="daformer_mitb5", num_classes=19, detail_size=32, pretrained=str(path))
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = m.eval()(x, detail_box=(8, 40, 24, 56))
+        ref = hrda_forward(sd, x, "mit_b5", box=(8, 40, 24, 56))
+    assert _rel_err(out.logits, ref) < 1e-4

@@ -215,12 +215,12 @@ class HRDA(UdaSegmentationModel):
             mask[:, :, y0 // s : y1 // s, x0 // s : x1 // s] = 1
             att = att * mask
             hr = detail.new_zeros(detail.shape[0], detail.shape[1], *size_hr)
-            hr[:, :, y0 // os : y1 // os, x0 // os : x1 // os] = detail
+            hr[:, :, y0 // os : y1 // os, x0 // os : x1 // os] = _fit(detail, ((y1 - y0) // os, (x1 - x0) // os))
         else:
             hr = self._slide_hr(x, size_hr)
-        up = 1.0 / self.context_scale
-        up_lr = F.interpolate((1 - att) * lr, scale_factor=up, mode="bilinear", align_corners=False)
-        up_att = F.interpolate(att, scale_factor=up, mode="bilinear", align_corners=False)
+        # bilinear to the HR grid: the original's ×(1/context_scale) resize when the sizes are exact
+        up_lr = F.interpolate((1 - att) * lr, size=size_hr, mode="bilinear", align_corners=False)
+        up_att = F.interpolate(att, size=size_hr, mode="bilinear", align_corners=False)
         fused = up_att * hr + up_lr
         feats = {k: v for k, v in lr_out.features.items() if k in self.feature_info}
         feats["logits"] = fused
@@ -244,7 +244,8 @@ class HRDA(UdaSegmentationModel):
         acc = logits.new_zeros(b, logits.shape[1], *size_hr)
         count = logits.new_zeros(1, 1, *size_hr)
         for i, (y0, y1, x0, x1) in enumerate(boxes):
-            acc[:, :, y0 // os : y1 // os, x0 // os : x1 // os] += logits[i * b : (i + 1) * b]
+            win = _fit(logits[i * b : (i + 1) * b], ((y1 - y0) // os, (x1 - x0) // os))
+            acc[:, :, y0 // os : y1 // os, x0 // os : x1 // os] += win
             count[:, :, y0 // os : y1 // os, x0 // os : x1 // os] += 1
         return acc / count
 
@@ -282,6 +283,13 @@ class HRDA(UdaSegmentationModel):
             return None
         out |= {"base." + k: v for k, v in got[0].items()}
         return out, "hrda_release" if released else "mmseg_hrda", got[2]
+
+
+def _fit(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Logits resized (bilinear) to ``size`` when a base model's output is not exactly input / stride."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 @register("model", "hrda")

@@ -147,3 +147,21 @@ def test_hrda_mitb5_same_function(tmp_path):
         out = m.eval()(x, detail_box=(8, 40, 24, 56))
         ref = hrda_forward(sd, x, "mit_b5", box=(8, 40, 24, 56))
     assert _rel_err(out.logits, ref) < 1e-4
+
+
+def test_own_checkpoint_round_trip_and_autocast(tmp_path):
+    from uda.models import save_weights
+
+    torch.manual_seed(0)
+    a = uda.create("model", "hrda_tiny", num_classes=3).eval()
+    a.set_normalization("half")
+    save_weights(a, tmp_path / "h.pt")
+    b = uda.create("model", "hrda_tiny", num_classes=3)
+    rep = load_weights(b, tmp_path / "h.pt")
+    assert rep.layout == "uda" and b.normalization == a.normalization
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(a(x).logits, b.eval()(x).logits)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = b(x).logits
+    assert low.dtype == torch.bfloat16 and torch.allclose(low.float(), a(x).logits, atol=0.1, rtol=0.1)

@@ -151,7 +151,8 @@ class HRDA(UdaSegmentationModel):
         self.base.set_normalization(normalization)
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {}
+        get = getattr(self.base, "get_extra_state", None)
+        return get() if get is not None else {}
 
     def set_extra_state(self, state: Any) -> None:
         if isinstance(state, dict) and state.get("normalization"):

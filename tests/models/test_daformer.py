@@ -143,3 +143,20 @@ def test_head_interface_and_errors():
         DAFormerHead(in_channels=[8], num_classes=3, fusion="mlp")
     with pytest.raises(UdaError, match="too small"):
         uda.create("model", "daformer_tiny", num_classes=3)(torch.rand(1, 3, 16, 16))
+
+
+def test_activation_checkpointing_same_gradients():
+    torch.manual_seed(0)
+    a = uda.create("model", "daformer_tiny", num_classes=3, dropout=0.0)
+    b = uda.create("model", "daformer_tiny", num_classes=3, dropout=0.0, activation_checkpointing=True)
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    for m in (a, b):
+        m.zero_grad()
+        m(x).logits.square().mean().backward()
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-5), n
+    with torch.no_grad():  # no recomputation without gradients
+        assert torch.equal(a(x).logits, b(x).logits)
+    h = uda.create("model", "hrda_tiny", num_classes=3, activation_checkpointing=True)
+    assert h.base.activation_checkpointing

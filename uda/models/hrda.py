@@ -351,6 +351,7 @@ def hrda_mitb5(
     pretrained_key: str = "model",
     detail_size: int = 512,
     normalization: str | None = None,
+    activation_checkpointing: bool = False,
 ) -> HRDA:
     """HRDA with DAFormer MiT-B5 (the paper's network; MiT under the NVIDIA Source Code License, non-commercial).
 
@@ -360,6 +361,7 @@ def hrda_mitb5(
         pretrained_key: ``"model"`` or ``"ema_model"``.
         detail_size: detail crop side (512).
         normalization: input normalization (default ``"imagenet"``).
+        activation_checkpointing: recompute the encoder blocks in the backward pass (saves memory).
 
     Returns:
         An [HRDA][uda.models.hrda.HRDA].
@@ -367,6 +369,7 @@ def hrda_mitb5(
     return hrda(
         num_classes,
         base="daformer_mitb5",
+        base_kwargs={"activation_checkpointing": activation_checkpointing},
         pretrained=pretrained,
         pretrained_key=pretrained_key,
         detail_size=detail_size,
@@ -382,6 +385,7 @@ def hrda_tiny(
     pretrained_key: str = "model",
     detail_size: int = 32,
     normalization: str | None = None,
+    activation_checkpointing: bool = False,
 ) -> HRDA:
     """Tiny HRDA (``daformer_tiny`` base, 32×32 detail crops) for tests and CPU demos; inputs at least 64×64,
     multiples of 8.
@@ -392,6 +396,7 @@ def hrda_tiny(
         pretrained_key: ``"model"`` or ``"ema_model"``.
         detail_size: detail crop side.
         normalization: input normalization (default ``"imagenet"``).
+        activation_checkpointing: recompute the encoder blocks in the backward pass (saves memory).
 
     Returns:
         An [HRDA][uda.models.hrda.HRDA].
@@ -405,6 +410,7 @@ def hrda_tiny(
     return hrda(
         num_classes,
         base="daformer_tiny",
+        base_kwargs={"activation_checkpointing": activation_checkpointing},
         pretrained=pretrained,
         pretrained_key=pretrained_key,
         detail_size=detail_size,

@@ -8,7 +8,7 @@ import torch
 from _daformer_reference import hrda_forward, mmseg_spec, random_state_dict
 
 import uda
-from uda._errors import UdaError
+from uda._errors import CheckpointError, UdaError
 from uda.evaluation.inference import infer
 from uda.models import HRDAOutput, load_weights
 
@@ -165,3 +165,19 @@ def test_own_checkpoint_round_trip_and_autocast(tmp_path):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = b(x).logits
     assert low.dtype == torch.bfloat16 and torch.allclose(low.float(), a(x).logits, atol=0.1, rtol=0.1)
+
+
+def test_daformer_checkpoint_into_hrda(tmp_path):
+    from _daformer_reference import daformer_forward
+
+    sd = random_state_dict(mmseg_spec("tiny", 4, 32), seed=14)
+    path = tmp_path / "daformer.pth"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in sd.items()}}, path)
+    with pytest.raises(CheckpointError, match="missing scale_attention"):
+        uda.create("model", "hrda_tiny", num_classes=4, pretrained=str(path))
+    m = uda.create("model", "hrda_tiny", num_classes=4)
+    rep = load_weights(m, path, strict=False)
+    assert rep.layout == "hrda_release" and all(k.startswith("scale_attention.") for k in rep.missing)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(m.base.eval()(x).logits, daformer_forward(sd, x, "tiny"), atol=1e-5)

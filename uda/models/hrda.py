@@ -263,20 +263,22 @@ class HRDA(UdaSegmentationModel):
     def translate_foreign_state_dict(self, sd: dict[str, torch.Tensor]) -> tuple[dict, str, str | None] | None:
         """Map released HRDA/MIC checkpoints (``model.``/``ema_model.`` prefixes) and their bare mmseg layout:
         ``backbone.*`` and ``decode_head.head.*`` go to the base model (through its own translation),
-        ``decode_head.scale_attention.*`` to ``scale_attention.*``."""
+        ``decode_head.scale_attention.*`` to ``scale_attention.*``. A DAFormer checkpoint (no HRDA head) maps onto
+        the base model; strict loading then reports the attention head as missing."""
         released = any(k.startswith(("model.", "ema_model.")) for k in sd)
         sd = split_checkpoint(sd, self.checkpoint_key)
-        if not any(k.startswith("decode_head.scale_attention.") for k in sd):
+        if not any(k.startswith("decode_head.") for k in sd):
             return None
+        hrda_head = any(k.startswith(("decode_head.head.", "decode_head.scale_attention.")) for k in sd)
         base_sd, out = {}, {}
         for k, v in sd.items():
             if k.startswith("decode_head.scale_attention."):
                 out["scale_attention." + k[len("decode_head.scale_attention.") :]] = v
             elif k.startswith("decode_head.head."):
                 base_sd["decode_head." + k[len("decode_head.head.") :]] = v
-            elif k.startswith("decode_head."):
+            elif k.startswith("decode_head.") and hrda_head:
                 out[k] = v  # reported as unexpected
-            else:
+            else:  # the encoder, or a single-scale (DAFormer) head: the attention head is then missing
                 base_sd[k] = v
         translate = getattr(self.base, "translate_foreign_state_dict", None)
         got = translate(base_sd) if translate is not None else None

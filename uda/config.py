@@ -95,6 +95,8 @@ class OptimizerConfig:
     decay_start: int = 0
     grad_clip: float | None = None
     faithful_duplicate_params: bool = False
+    layer_decay: float | None = None  # ViT encoders: block i of L at lr * layer_decay ** (L - i); docs/training.md
+    encoder_lr_mult: float = 1.0  # the encoder (backbone group) at lr * encoder_lr_mult
 
     def __post_init__(self) -> None:
         top = self.lr * max(self.head_lr_mult, 1.0)

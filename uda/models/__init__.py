@@ -3,6 +3,7 @@
 - ``deeplabv2`` / ``deeplabv2_tiny``: DeepLab-v2 on a Caffe-style ResNet (AdaptSegNet, ADVENT, MLFA).
 - ``timm_deeplab`` / ``timm_tiny``: any timm backbone with a DeepLab-style head.
 - ``smp`` / ``smp_tiny``: segmentation-models-pytorch architectures.
+- ``vfm`` / ``vfm_tiny``: a DINOv2 ViT encoder, a simple feature pyramid and the DAFormer head (VFM-UDA).
 - ``fru`` (kind ``module``): the feature reinforcement unit of MLFA.
 """
 
@@ -13,6 +14,7 @@ from .deeplabv2 import ClassifierV2, DeepLabV2, deeplabv2, deeplabv2_tiny
 from .fru import FeatureReinforcementUnit
 from .smp_models import SmpModel
 from .timm_models import TimmDeepLab
+from .vfm import VFMSegmenter
 
 __all__ = [
     "ClassifierV2",
@@ -25,6 +27,7 @@ __all__ = [
     "SmpModel",
     "TimmDeepLab",
     "UdaSegmentationModel",
+    "VFMSegmenter",
     "deeplabv2",
     "deeplabv2_tiny",
     "load_weights",

@@ -157,7 +157,7 @@ def load_weights(
                 "timm/torchvision backbone"
             )
         sd, layout, norm = translated
-        partial = layout in ("deeplab_init", "torchvision", "deeplab_backbone", "backbone")
+        partial = layout in ("deeplab_init", "torchvision", "deeplab_backbone", "backbone", "dinov2", "timm_vit")
 
     report = LoadReport(layout=layout)
     _check_classes(model, sd, own, path)

@@ -16,6 +16,7 @@ from .._errors import CheckpointError
 from .._io import load_checkpoint
 from .._registry import create
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
+from ..engine._layer_decay import model_param_groups
 from ..engine._optim import duplicated_backbone_params
 from ..engine.stage import Stage, TranslatorTask
 from ..losses._functional import seg_ce
@@ -117,7 +118,7 @@ class Recipe(nn.Module):
         return self.aligner.discriminator_loss(out_s, out_t, **sizes)
 
     def generator_param_groups(self, cfg: OptimizerConfig) -> list[dict]:
-        groups = self.model.param_groups(cfg.lr, cfg.head_lr_mult)
+        groups = model_param_groups(self.model, cfg)  # encoder_lr_mult / layer_decay (no-ops by default)
         if cfg.faithful_duplicate_params:
             groups[0] = dict(groups[0], params=duplicated_backbone_params(self.model))
         extra = [p for p in getattr(self.aligner, "generator_parameters", list)() if p.requires_grad]

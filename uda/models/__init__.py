@@ -3,6 +3,7 @@
 - ``deeplabv2`` / ``deeplabv2_tiny``: DeepLab-v2 on a Caffe-style ResNet (AdaptSegNet, ADVENT, MLFA).
 - ``timm_deeplab`` / ``timm_tiny``: any timm backbone with a DeepLab-style head.
 - ``smp`` / ``smp_tiny``: segmentation-models-pytorch architectures.
+- ``daformer_mitb0`` … ``daformer_mitb5`` / ``daformer_tiny``: MiT + DAFormer head (DAFormer).
 - ``vfm`` / ``vfm_tiny``: a DINOv2 ViT encoder, a simple feature pyramid and the DAFormer head (VFM-UDA).
 - ``fru`` (kind ``module``): the feature reinforcement unit of MLFA.
 """
@@ -10,6 +11,7 @@
 from ._base import InputNormalizer, Normalization, SegmentationModel
 from ._common import UdaSegmentationModel
 from ._weights import LoadReport, load_weights, save_weights
+from .daformer import DAFormer, DAFormerHead, daformer_mitb5, daformer_tiny
 from .deeplabv2 import ClassifierV2, DeepLabV2, deeplabv2, deeplabv2_tiny
 from .fru import FeatureReinforcementUnit
 from .smp_models import SmpModel
@@ -18,6 +20,8 @@ from .vfm import VFMSegmenter
 
 __all__ = [
     "ClassifierV2",
+    "DAFormer",
+    "DAFormerHead",
     "DeepLabV2",
     "FeatureReinforcementUnit",
     "InputNormalizer",
@@ -28,6 +32,8 @@ __all__ = [
     "TimmDeepLab",
     "UdaSegmentationModel",
     "VFMSegmenter",
+    "daformer_mitb5",
+    "daformer_tiny",
     "deeplabv2",
     "deeplabv2_tiny",
     "load_weights",

@@ -95,7 +95,7 @@ class OptimizerConfig:
     decay_start: int = 0
     grad_clip: float | None = None
     faithful_duplicate_params: bool = False
-    layer_decay: float | None = None  # ViT encoders: block i of L at lr * layer_decay ** (L - i); docs/training.md
+    layer_decay: float | None = None  # ViT encoders: block i of L at lr * layer_decay ** (L - 1 - i); docs/training.md
     encoder_lr_mult: float = 1.0  # the encoder (backbone group) at lr * encoder_lr_mult
 
     def __post_init__(self) -> None:

@@ -242,14 +242,15 @@ def test_layer_decay_and_encoder_multiplier_exact_lrs():
     enc = 1e-3 * 0.1
     depth = 4
     checks = {
-        "encoder.blocks.0.attn.qkv.weight": enc * 0.9**depth,  # first block
-        "encoder.blocks.0.ls1.gamma": enc * 0.9**depth,
-        "encoder.blocks.3.mlp.fc2.weight": enc * 0.9,  # last block
-        "encoder.patch_embed.proj.weight": enc * 0.9 ** (depth + 1),  # embeddings
-        "encoder.pos_embed": enc * 0.9 ** (depth + 1),
-        "encoder.cls_token": enc * 0.9 ** (depth + 1),
-        "encoder.reg_token": enc * 0.9 ** (depth + 1),
-        "encoder.norm.weight": enc,  # final norm
+        "encoder.blocks.0.attn.qkv.weight": enc * 0.9 ** (depth - 1),  # first block
+        "encoder.blocks.0.ls1.gamma": enc * 0.9 ** (depth - 1),
+        "encoder.blocks.1.norm1.bias": enc * 0.9 ** (depth - 2),
+        "encoder.blocks.3.mlp.fc2.weight": enc,  # last block
+        "encoder.patch_embed.proj.weight": enc * 0.9**depth,  # embeddings
+        "encoder.pos_embed": enc * 0.9**depth,
+        "encoder.cls_token": enc * 0.9**depth,
+        "encoder.reg_token": enc * 0.9**depth,
+        "encoder.norm.weight": enc,  # final norm: with the last block
         "neck.up2.weight": 1e-2,  # neck and head: head_lr_mult
         "head." + next(n for n, _ in m.head.named_parameters()): 1e-2,
     }
@@ -259,7 +260,7 @@ def test_layer_decay_and_encoder_multiplier_exact_lrs():
     sched = build_scheduler(opt, OptimizerConfig(lr=1e-3, total_iters=10, power=1.0), 10)
     opt.step()
     sched.step()
-    assert math.isclose(_lr_of(opt)[id(params["encoder.blocks.3.mlp.fc2.weight"])], enc * 0.9 * 0.9, rel_tol=1e-12)
+    assert math.isclose(_lr_of(opt)[id(params["encoder.blocks.0.attn.qkv.weight"])], enc * 0.9**4, rel_tol=1e-12)
 
 
 def test_defaults_leave_param_groups_unchanged_and_multiplier_alone_scales_the_backbone():

@@ -4,10 +4,11 @@ Layer-wise learning-rate decay as in BEiT (Bao et al., "BEiT: BERT Pre-Training 
 ICLR 2022), used for DINOv2 fine-tuning in VFM-UDA (Englert et al., CVPR Workshops 2024). The layer of each
 encoder parameter comes from timm's ``param_groups_layer_decay`` (which walks the model's
 ``group_matcher``): for a ViT of ``L`` blocks the embeddings (patch embedding, position embedding, class and
-register tokens) are layer 0, block ``i`` (0-based) is layer ``i + 1`` and the final norm is layer ``L + 1``;
-layer ``n`` trains at ``layer_decay ** (L + 1 - n)``. So block ``L - 1`` gets ``layer_decay``, block 0
-``layer_decay ** L``, the embeddings ``layer_decay ** (L + 1)`` and the final norm 1, all times
-``lr * encoder_lr_mult``. The heads keep ``lr * head_lr_mult``. See docs/training.md.
+register tokens) are layer 0 and block ``i`` (0-based) is layer ``i + 1``; parameters the matcher leaves out
+(the final norm) join the last layer. Layer ``n`` trains at ``layer_decay ** (L - n)``: the last block and
+the final norm at 1, block ``i`` at ``layer_decay ** (L - 1 - i)`` (block 0: ``layer_decay ** (L - 1)``) and the
+embeddings at ``layer_decay ** L``, all times ``lr * encoder_lr_mult``. The heads keep
+``lr * head_lr_mult``. See docs/training.md.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def model_param_groups(model: nn.Module, cfg: OptimizerConfig) -> list[dict]:
         >>> from uda.config import OptimizerConfig
         >>> m = uda.create("model", "vfm_tiny", num_classes=3)
         >>> groups = model_param_groups(m, OptimizerConfig(lr=1.0, head_lr_mult=10.0, layer_decay=0.5))
-        >>> [round(g["lr"], 4) for g in groups if g["name"] in ("encoder_layer0", "encoder_layer4", "heads")]
-        [0.0312, 0.5, 10.0]
+        >>> [g["lr"] for g in groups if g["name"] in ("encoder_layer0", "encoder_layer1", "encoder_layer4", "heads")]
+        [10.0, 0.0625, 0.125, 1.0]
     """
     groups = model.param_groups(cfg.lr, cfg.head_lr_mult)  # type: ignore[operator]
     mult, decay = float(cfg.encoder_lr_mult), cfg.layer_decay

@@ -14,7 +14,7 @@ without Supervision", TMLR 2024; with registers: Darcet et al., "Vision Transfor
   2x by one, the third is kept, the fourth is max-pooled 2x. On the stride-14 patch grid these levels have
   strides 3.5, 7, 14 and 28 input pixels; they are declared as the nominal 4/8/16/32 pyramid of a stride-16 ViT
   (the DAFormer head and the aligners only need the 2x ratios between levels).
-- Head: [DAFormerHead][uda.models.daformer.DAFormerHead] on the four levels; logits at the first level.
+- Head: `uda.models.daformer.DAFormerHead` on the four levels; logits at the first level.
 
 Inputs of any size are zero-padded (after normalization, so with the mean colour) on the right and bottom to
 multiples of 14; every level and the logits are cropped back to the cells that cover the input
@@ -103,7 +103,7 @@ class VFMSegmenter(UdaSegmentationModel):
     on the stride-14 patch grid) and ``logits`` (stride 4, at ``stage1``); ``aux`` is ``None``.
     Parameter groups: the encoder at the base lr, the neck and the head at ``head_lr_mult`` × (both are
     trained from scratch); ``layer_decay`` / ``encoder_lr_mult`` of the optimizer config act on
-    [`layer_decay_encoder`][uda.models.vfm.VFMSegmenter.layer_decay_encoder].
+    `layer_decay_encoder()`.
 
     Args:
         num_classes: output classes.

@@ -71,10 +71,10 @@ def test_pyramid_shapes_padding_and_cropping():
     x = torch.rand(1, 3, 30, 44)  # padded to 42×56: a 3×4 patch grid
     with torch.no_grad():
         out = m(x)
-    expect = {"stage1": (9, 13), "stage2": (5, 7), "stage3": (3, 4), "stage4": (2, 2), "logits": (9, 13)}
+    expect = {"stage1": (8, 11), "stage2": (4, 6), "stage3": (2, 3), "stage4": (1, 2), "logits": (8, 11)}
     for name, hw in expect.items():
         assert tuple(out.features[name].shape[-2:]) == hw, name
-    assert out.logits.shape == (1, 3, 9, 13) and out.aux is None
+    assert out.logits.shape == (1, 3, 8, 11) and out.aux is None
     assert out.features["stage1"].shape[1] == 32
     assert [m.feature_info[k].stride for k in ("stage1", "stage2", "stage3", "stage4", "logits")] == [4, 8, 16, 32, 4]
     assert m.output_stride == 4
@@ -84,9 +84,34 @@ def test_pyramid_shapes_padding_and_cropping():
     padded[..., :30, :44] = x
     with torch.no_grad():
         full = m(padded)
-    assert full.logits.shape == (1, 3, 12, 16)
-    torch.testing.assert_close(out.logits, full.logits[..., :9, :13], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(out.features["stage3"], full.features["stage3"][..., :3, :4], rtol=1e-5, atol=1e-5)
+    assert full.logits.shape == (1, 3, 11, 14)
+    torch.testing.assert_close(out.features["stage1"], full.features["stage1"][..., :8, :11], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.features["stage3"], full.features["stage3"][..., :2, :3], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("h", [1, 13, 14, 15, 27, 28, 41, 55, 69, 97, 98, 99, 111])
+def test_every_level_is_exactly_ceil_input_over_stride(h):
+    m = _tiny()
+    with torch.no_grad():
+        out = m(torch.rand(1, 3, h, 2 * h + 3))
+    for name, s in zip(("stage1", "stage2", "stage3", "stage4"), (4, 8, 16, 32)):
+        assert tuple(out.features[name].shape[-2:]) == (math.ceil(h / s), math.ceil((2 * h + 3) / s)), name
+
+
+def test_levels_are_the_neck_resampled_from_the_14px_grid_to_exact_strides():
+    m = _tiny()
+    x = torch.rand(1, 3, 56, 56)  # a 4×4 patch grid: stage3 cells of 14 px → 16 px, 4 → ceil(56 / 16) = 4
+    with torch.no_grad():
+        grid = m.neck(m.encode(m.normalizer(x)))[2]
+        out = m(x).features["stage3"]
+    # independent resampling: cell j of stride 16 is centred on pixel 16j + 8, i.e. at (16j + 8) / 14 - 0.5 cells
+    pos = (torch.arange(4) * 16 + 8) / 14 - 0.5
+    i0 = pos.floor().long().clamp(0, 3)
+    i1 = (i0 + 1).clamp(max=3)
+    a = (pos - i0).clamp(0, 1)
+    rows = grid[..., i0, :] * (1 - a)[:, None] + grid[..., i1, :] * a[:, None]
+    ref = rows[..., i0] * (1 - a) + rows[..., i1] * a
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_neck_is_the_simple_feature_pyramid():

@@ -23,7 +23,6 @@ multiples of 14; every level and the logits are cropped back to the cells that c
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,7 +47,7 @@ DINOV2_WEIGHTS_HINT = (
     "one on a machine with network access and pass its local path as pretrained=PATH"
 )
 LEVELS = ("stage1", "stage2", "stage3", "stage4")
-_FACTORS = (4.0, 2.0, 1.0, 0.5)  # size of each level relative to the patch grid
+STRIDES = (4, 8, 16, 32)
 
 
 def default_block_indices(depth: int) -> tuple[int, int, int, int]:
@@ -121,7 +120,7 @@ class VFMSegmenter(UdaSegmentationModel):
         >>> m = uda.create("model", "vfm_tiny", num_classes=3)
         >>> out = m(torch.rand(1, 3, 30, 44))
         >>> out.logits.shape, out.features["stage3"].shape[-2:]
-        (torch.Size([1, 3, 9, 13]), torch.Size([3, 4]))
+        (torch.Size([1, 3, 8, 11]), torch.Size([2, 3]))
     """
 
     backbone_prefixes = ("encoder.",)
@@ -172,7 +171,7 @@ class VFMSegmenter(UdaSegmentationModel):
         dim = int(self.encoder.embed_dim)
         self.neck = SimpleFeaturePyramid(dim)
         self.head = DAFormerHead(in_channels=[dim] * 4, num_classes=num_classes, embed_dim=embed_dim, dropout=dropout)
-        self.feature_info = {lv: LevelInfo(dim, s) for lv, s in zip(LEVELS, (4, 8, 16, 32))}
+        self.feature_info = {lv: LevelInfo(dim, s) for lv, s in zip(LEVELS, STRIDES)}
         self.feature_info["logits"] = LevelInfo(num_classes, 4)
         self.min_input_size = 1
         self.train()
@@ -195,14 +194,26 @@ class VFMSegmenter(UdaSegmentationModel):
         ph, pw = -(-h // p) * p - h, -(-w // p) * p - w
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
-        levels = self.neck(self.encode(x))
+        levels = [self._to_stride(t, h, w, s) for t, s in zip(self.neck(self.encode(x)), STRIDES)]
         logits = self.head(levels)
-        feats: dict[str, torch.Tensor] = {}
-        for name, f, t in zip(LEVELS, _FACTORS, levels):
-            feats[name] = t[..., : math.ceil(h * f / p), : math.ceil(w * f / p)]
-        logits = logits[..., : math.ceil(h * 4 / p), : math.ceil(w * 4 / p)]
+        feats = dict(zip(LEVELS, levels))
         feats["logits"] = logits
         return SegOutput(logits=logits, aux=None, features=feats)
+
+    def _to_stride(self, t: torch.Tensor, h: int, w: int, stride: int) -> torch.Tensor:
+        """A neck level on the patch grid (cells of ``patch_size · stride / 16`` px) → cells of ``stride`` px.
+
+        Bilinear resampling by ``patch_size / 16`` with the pixel-centre mapping of ``align_corners=False``
+        (cell ``j`` of the result is centred on input pixel ``(j + 0.5) · stride``), one replicated cell at the
+        right/bottom border so the result covers the input, then cropped to ``ceil(h / stride)`` ×
+        ``ceil(w / stride)``.
+        """
+        if self.patch_size != 16:
+            t = F.pad(t, (0, 1, 0, 1), mode="replicate")
+            t = F.interpolate(
+                t, scale_factor=self.patch_size / 16, mode="bilinear", align_corners=False, recompute_scale_factor=False
+            )
+        return t[..., : -(-h // stride), : -(-w // stride)]
 
     # -- optimizer ---------------------------------------------------------------------------------------------
     def head_parameters(self) -> list[nn.Parameter]:

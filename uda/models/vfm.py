@@ -12,13 +12,13 @@ without Supervision", TMLR 2024; with registers: Darcet et al., "Vision Transfor
 - Neck (the "simple feature pyramid" of BEiT, Bao et al., ICLR 2022, and ViTDet, Li et al., ECCV 2022): the
   first tapped block is upsampled 4x by two 2x2 transposed convolutions (LayerNorm + GELU between), the second
   2x by one, the third is kept, the fourth is max-pooled 2x. On the stride-14 patch grid these levels have
-  strides 3.5, 7, 14 and 28 input pixels; they are declared as the nominal 4/8/16/32 pyramid of a stride-16 ViT
-  (the DAFormer head and the aligners only need the 2x ratios between levels).
+  cells of 3.5, 7, 14 and 28 input pixels; each is resampled bilinearly by 14/16 (pixel centres aligned) to
+  cells of exactly 4, 8, 16 and 32 pixels, so the pyramid has the strides ``feature_info`` declares.
 - Head: `uda.models.daformer.DAFormerHead` on the four levels; logits at the first level.
 
 Inputs of any size are zero-padded (after normalization, so with the mean colour) on the right and bottom to
-multiples of 14; every level and the logits are cropped back to the cells that cover the input
-(``ceil(H * f / 14)`` rows for a level ``f`` times the patch grid). See docs/models.md ("DINOv2 / VFM").
+multiples of 14; every level is cropped back to the cells that cover the input (``ceil(H / s)`` rows at stride
+``s``). See docs/models.md ("DINOv2 / VFM").
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ class SimpleFeaturePyramid(nn.Module):
 class VFMSegmenter(UdaSegmentationModel):
     """A timm DINOv2 ViT encoder, the simple-feature-pyramid neck and the DAFormer head.
 
-    Feature levels ``stage1`` … ``stage4`` (the neck outputs, nominal strides 4/8/16/32, effective 3.5/7/14/28
-    on the stride-14 patch grid) and ``logits`` (stride 4, at ``stage1``); ``aux`` is ``None``.
+    Feature levels ``stage1`` … ``stage4`` (the neck outputs resampled from the stride-14 patch grid to strides
+    4/8/16/32: ``ceil(H / s)`` × ``ceil(W / s)``) and ``logits`` (stride 4, at ``stage1``); ``aux`` is ``None``.
     Parameter groups: the encoder at the base lr, the neck and the head at ``head_lr_mult`` × (both are
     trained from scratch); ``layer_decay`` / ``encoder_lr_mult`` of the optimizer config act on
     `layer_decay_encoder()`.

@@ -304,3 +304,17 @@ def test_layer_decay_errors():
         model_param_groups(_tiny(), OptimizerConfig(layer_decay=1.5))
     with pytest.raises(uda.ConfigError, match="encoder_lr_mult must be >= 0"):
         model_param_groups(_tiny(), OptimizerConfig(encoder_lr_mult=-1.0))
+
+
+def test_recipe_generator_groups_apply_the_options():
+    from uda.config import RecipeConfig
+    from uda.recipes import Recipe
+
+    m = _tiny()
+    recipe = Recipe(RecipeConfig(), m, num_classes=3)
+    cfg = OptimizerConfig(lr=1.0, head_lr_mult=1.0, layer_decay=0.5, encoder_lr_mult=0.5)
+    lr = _lr_of(build_optimizer(recipe.generator_param_groups(cfg), cfg))
+    params = dict(m.named_parameters())
+    assert lr[id(params["encoder.blocks.0.attn.proj.weight"])] == 0.5 * 0.5**3
+    assert lr[id(params["encoder.blocks.3.attn.proj.weight"])] == 0.5
+    assert lr[id(params["neck.up2.bias"])] == 1.0

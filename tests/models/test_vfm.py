@@ -318,3 +318,21 @@ def test_recipe_generator_groups_apply_the_options():
     assert lr[id(params["encoder.blocks.0.attn.proj.weight"])] == 0.5 * 0.5**3
     assert lr[id(params["encoder.blocks.3.attn.proj.weight"])] == 0.5
     assert lr[id(params["neck.up2.bias"])] == 1.0
+
+
+
+def test_blocks_after_the_last_tapped_one_are_not_run():
+    kw = dict(TINY_ENCODER, depth=5)
+    m = uda.create("model", "vfm", backbone=REG, num_classes=3, embed_dim=16, backbone_kwargs=kw,
+                   block_indices=(0, 1, 2, 3))
+    ref = _timm_reference(depth=5)
+    ref.load_state_dict(m.encoder.state_dict())
+    xn = torch.randn(1, 3, 28, 42)
+    feats = m.encode(xn)
+    with torch.no_grad():
+        theirs = ref.forward_intermediates(xn, indices=[0, 1, 2, 3], norm=True, intermediates_only=True)
+    for a, b in zip(feats, theirs):
+        torch.testing.assert_close(a.detach(), b, rtol=0, atol=0)
+    sum(f.sum() for f in feats).backward()
+    assert all(p.grad is None for p in m.encoder.blocks[4].parameters())
+    assert all(p.grad is not None for p in m.encoder.blocks[3].parameters())

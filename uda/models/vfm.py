@@ -155,9 +155,7 @@ class VFMSegmenter(UdaSegmentationModel):
             raise
         if not hasattr(self.encoder, "forward_intermediates") or not hasattr(self.encoder, "blocks"):
             raise UdaError(f"backbone '{backbone}' is not a timm vision transformer (no blocks/forward_intermediates)")
-        patch = self.encoder.patch_embed.patch_size
-        if tuple(patch) != (self.patch_size, self.patch_size):
-            self.patch_size = int(patch[0])
+        self.patch_size = int(self.encoder.patch_embed.patch_size[0])
         depth = len(self.encoder.blocks)
         idx = tuple(int(i) for i in block_indices) if block_indices is not None else default_block_indices(depth)
         if len(idx) != 4 or any(not 0 <= i < depth for i in idx) or list(idx) != sorted(set(idx)):
@@ -180,12 +178,14 @@ class VFMSegmenter(UdaSegmentationModel):
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The four tapped blocks (after the final norm) on the patch grid; ``x`` normalized, multiple of 14.
 
+        Blocks after the last tapped one are not run (``stop_early``).
+
         Shape:
             - x: (B, 3, 14h, 14w)
             - outputs: four (B, D, h, w)
         """
         return self.encoder.forward_intermediates(
-            x, indices=list(self.block_indices), norm=True, output_fmt="NCHW", intermediates_only=True
+            x, indices=list(self.block_indices), norm=True, stop_early=True, output_fmt="NCHW", intermediates_only=True
         )
 
     def forward_normalized(self, x: torch.Tensor) -> SegOutput:

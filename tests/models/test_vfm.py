@@ -336,3 +336,13 @@ def test_blocks_after_the_last_tapped_one_are_not_run():
     sum(f.sum() for f in feats).backward()
     assert all(p.grad is None for p in m.encoder.blocks[4].parameters())
     assert all(p.grad is not None for p in m.encoder.blocks[3].parameters())
+
+
+def test_bf16_autocast_forward_backward():
+    m = _tiny().train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(torch.rand(1, 3, 30, 44))
+    assert out.logits.shape == (1, 3, 8, 11) and torch.isfinite(out.logits.float()).all()
+    out.logits.float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+    assert m.encoder.blocks[0].attn.qkv.weight.grad is not None

@@ -74,6 +74,9 @@ class OptimizerConfig(Checked):
     decay_start: int = field(default=0, metadata=at_least(0))
     grad_clip: float | None = field(default=None, metadata=positive())
     faithful_duplicate_params: bool = False
+    # ViT encoders: block i of L at lr * layer_decay ** (L - 1 - i) (docs/training.md, "Encoder learning rates")
+    layer_decay: float | None = field(default=None, metadata=positive())
+    encoder_lr_mult: float = field(default=1.0, metadata=at_least(0))  # the encoder (backbone group) at lr * mult
 
     def validate(self) -> None:
         super().validate()

@@ -5,6 +5,7 @@
 - ``smp`` / ``smp_tiny``: segmentation-models-pytorch architectures.
 - ``daformer_mitb0`` … ``daformer_mitb5`` / ``daformer_tiny``: MiT + DAFormer head (DAFormer).
 - ``hrda`` / ``hrda_mitb5`` / ``hrda_tiny``: HRDA multi-resolution wrapper around any of them.
+- ``vfm`` / ``vfm_tiny``: a DINOv2 ViT encoder, a simple feature pyramid and the DAFormer head (VFM-UDA).
 - ``fru`` (kind ``module``): the feature reinforcement unit of MLFA.
 """
 
@@ -17,6 +18,7 @@ from .fru import FeatureReinforcementUnit
 from .hrda import HRDA, HRDAOutput, hrda, hrda_mitb5, hrda_tiny
 from .smp_models import SmpModel
 from .timm_models import TimmDeepLab
+from .vfm import VFMSegmenter
 
 __all__ = [
     "HRDA",
@@ -33,6 +35,7 @@ __all__ = [
     "SmpModel",
     "TimmDeepLab",
     "UdaSegmentationModel",
+    "VFMSegmenter",
     "daformer_mitb5",
     "daformer_tiny",
     "deeplabv2",

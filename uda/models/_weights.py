@@ -19,6 +19,9 @@ layout              recognised by                                              n
                     compute a different network (stride on the 3×3 there)
 ``backbone``        (timm/smp models) a timm or encoder state dict, matched    ``imagenet``
                     under the model's backbone prefix; classifier keys skipped
+``timm_vit``        (``vfm``) a bare timm ViT state dict, under ``encoder.``   ``imagenet``
+``dinov2``          (``vfm``) the official DINOv2 checkpoint (``mask_token``,  ``imagenet``
+                    ``register_tokens``), converted by timm's filter
 ==================  ========================================================  ==================
 """
 
@@ -157,7 +160,7 @@ def load_weights(
                 "timm/torchvision backbone"
             )
         sd, layout, norm = translated
-        partial = layout in ("deeplab_init", "torchvision", "deeplab_backbone", "backbone")
+        partial = layout in ("deeplab_init", "torchvision", "deeplab_backbone", "backbone", "dinov2", "timm_vit")
 
     report = LoadReport(layout=layout)
     _check_classes(model, sd, own, path)

@@ -19,6 +19,7 @@ from .._errors import CheckpointError, ConfigError
 from .._io import load_checkpoint
 from .._registry import create
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
+from ..engine._layer_decay import model_param_groups
 from ..engine._optim import duplicated_backbone_params
 from ..engine.checkpoint import translator_state_dict
 from ..losses import seg_ce
@@ -215,7 +216,7 @@ class Recipe(nn.Module):
         return self.term_losses("discriminator", state)
 
     def generator_param_groups(self, cfg: OptimizerConfig) -> list[dict]:
-        groups = self.model.param_groups(cfg.lr, cfg.head_lr_mult)
+        groups = model_param_groups(self.model, cfg)  # encoder_lr_mult / layer_decay (no-ops by default)
         if cfg.faithful_duplicate_params:
             groups[0] = dict(groups[0], params=duplicated_backbone_params(self.model))
         extra = [p for t in self.terms.values() for p in t.generator_parameters() if p.requires_grad]

@@ -5,6 +5,7 @@ See the "Self-training components" docs page.
 """
 
 from .augment import StrongAugmentation, blur_kernel_size
+from .crop import RandomCropFlip
 from .ema import EMATeacher, ema_alpha
 from .mixing import ClassMix, class_masks, mix
 from .pseudo_label import PixelWeightedCE, PseudoLabeler, pixel_weighted_ce
@@ -14,6 +15,7 @@ __all__ = [
     "EMATeacher",
     "PixelWeightedCE",
     "PseudoLabeler",
+    "RandomCropFlip",
     "StrongAugmentation",
     "blur_kernel_size",
     "class_masks",

@@ -9,6 +9,7 @@ from .crop import RandomCropFlip
 from .ema import EMATeacher, ema_alpha
 from .mixing import ClassMix, class_masks, mix
 from .pseudo_label import PixelWeightedCE, PseudoLabeler, pixel_weighted_ce
+from .rcs import RareClassSampling, class_pixel_counts, class_probabilities
 
 __all__ = [
     "ClassMix",
@@ -16,9 +17,12 @@ __all__ = [
     "PixelWeightedCE",
     "PseudoLabeler",
     "RandomCropFlip",
+    "RareClassSampling",
     "StrongAugmentation",
     "blur_kernel_size",
     "class_masks",
+    "class_pixel_counts",
+    "class_probabilities",
     "ema_alpha",
     "mix",
     "pixel_weighted_ce",

@@ -7,6 +7,7 @@ See the "Self-training components" docs page.
 from .augment import StrongAugmentation, blur_kernel_size
 from .crop import RandomCropFlip
 from .ema import EMATeacher, ema_alpha
+from .feature_distance import ImageNetFeatureDistance, downscale_label_ratio
 from .mixing import ClassMix, class_masks, mix
 from .pseudo_label import PixelWeightedCE, PseudoLabeler, pixel_weighted_ce
 from .rcs import RareClassSampling, class_pixel_counts, class_probabilities
@@ -14,6 +15,7 @@ from .rcs import RareClassSampling, class_pixel_counts, class_probabilities
 __all__ = [
     "ClassMix",
     "EMATeacher",
+    "ImageNetFeatureDistance",
     "PixelWeightedCE",
     "PseudoLabeler",
     "RandomCropFlip",
@@ -23,6 +25,7 @@ __all__ = [
     "class_masks",
     "class_pixel_counts",
     "class_probabilities",
+    "downscale_label_ratio",
     "ema_alpha",
     "mix",
     "pixel_weighted_ce",

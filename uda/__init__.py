@@ -11,7 +11,19 @@ Example:
 __version__ = "0.1.0"
 
 # Importing the component packages registers every component by name.
-from . import alignment, config, data, discriminators, evaluation, labels, losses, models, recipes, selftraining, translators
+from . import (
+    alignment,
+    config,
+    data,
+    discriminators,
+    evaluation,
+    labels,
+    losses,
+    models,
+    recipes,
+    selftraining,
+    translators,
+)
 from ._errors import CheckpointError, ConfigError, DataError, UdaError
 from ._registry import KINDS, create, list_components, register, registry
 from .types import LevelInfo, SegOutput

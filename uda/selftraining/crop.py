@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from .._errors import ConfigError
 from .._registry import register
-from ..data._decode import parse_size_arg
+from .._utils import parse_size
 from ._rng import epoch_index, stream_generator
 
 IGNORE_INDEX = 255
@@ -69,7 +69,7 @@ class RandomCropFlip(Dataset):
         max_tries: int = 10,
         ignore_index: int = IGNORE_INDEX,
     ) -> None:
-        wh = (int(size), int(size)) if isinstance(size, int) else parse_size_arg(size)
+        wh = (int(size), int(size)) if isinstance(size, int) else parse_size(size, "crop_flip: size")
         if wh is None or min(wh) <= 0:
             raise ConfigError(f"crop_flip: size must be a positive int, (W, H) or 'WxH', got {size!r}")
         if not 0.0 < cat_max_ratio <= 1.0:

@@ -138,6 +138,7 @@ class TrainerConfig:
     amp: Literal["none", "bf16", "fp16"] = "none"
     channels_last: bool = False
     grad_accum: int = 1
+    sequential_backward: bool = False
     nonfinite: Literal["stop", "skip"] = "stop"
     seed: int = 0
     deterministic: bool = False

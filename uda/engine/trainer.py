@@ -33,7 +33,9 @@ from .._registry import create
 from ..config import DatasetConfig, ExperimentConfig
 from . import distributed as D
 from ._optim import build_optimizer, build_scheduler, lr_factor, set_requires_grad
+from .amp import autocast_context
 from .checkpoint import FORMAT, load_latest_checkpoint, rng_state, set_rng_state, write_checkpoint
+from .ddp import DDPRouter, micro_batch
 
 EVENTS = ("on_train_start", "on_stage_start", "on_step_end", "on_log", "on_eval_end", "on_checkpoint",
           "on_stage_end", "on_train_end")
@@ -164,9 +166,9 @@ class Trainer:
             self.optimizers[st.name] = entry
         use_cuda = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and t.amp == "fp16")
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
-        # One autocast context built once; CPU runs fp32.
-        self.autocast = torch.autocast("cuda", dtype=dtype) if use_cuda and dtype else contextlib.nullcontext()
+        self.autocast = autocast_context(t.amp, self.device)  # [scale] bf16 also on the CPU; fp16 CUDA-only
+        # [scale] DDP wrappers of the trained networks (uda.engine.ddp); None for a single process.
+        self.ddp = DDPRouter([st.task for st in self.stages], self.device) if self.dist.enabled else None
 
         src_cfg = DatasetConfig(**{**cfg.data.source.__dict__,
                                    "options": {**cfg.data.source.options, **self.recipe.source_dataset_options()}})
@@ -328,6 +330,18 @@ class Trainer:
     def _backward(self, loss: torch.Tensor) -> None:
         self.scaler.scale(loss).backward() if self.scaler.is_enabled() else loss.backward()
 
+    def _sequential_generator(self, task, src: dict, tgt: dict) -> tuple[dict[str, torch.Tensor], Any]:
+        """[scale] ``trainer.sequential_backward``: backpropagate each part of the generator losses in turn."""
+        parts, losses = task.generator_loss_parts(src, tgt), {}
+        while True:
+            try:
+                with self.autocast:
+                    part = next(parts)
+            except StopIteration as stop:
+                return losses, stop.value
+            losses.update(part)
+            self._backward(sum(part.values()) / self.cfg.trainer.grad_accum)
+
     def train_step(self, stage) -> None:
         """One optimizer step of ``stage`` (``grad_accum`` micro-batches)."""
         t = self.cfg.trainer
@@ -337,19 +351,23 @@ class Trainer:
         opt_g.zero_grad(set_to_none=True)
         if opt_d is not None:
             opt_d.zero_grad(set_to_none=True)
-        for _ in range(t.grad_accum):
+        for i in range(t.grad_accum):
             src, tgt = self._next(self.source_iter, self.target_iter)
-            set_requires_grad(frozen, False)
-            with self.autocast:
-                g_losses, state = task.generator_losses(src, tgt)
-            self._backward(sum(g_losses.values()) / t.grad_accum)
-            set_requires_grad(frozen, True)
-            d_losses = {}
-            if opt_d is not None:
-                with self.autocast:
-                    d_losses = task.discriminator_losses(state)
-                if d_losses:
-                    self._backward(sum(d_losses.values()) / t.grad_accum)
+            with micro_batch(self.ddp, sync=i == t.grad_accum - 1):  # [scale] no_sync but for the last
+                set_requires_grad(frozen, False)
+                if t.sequential_backward and hasattr(task, "generator_loss_parts"):  # [scale] item 2
+                    g_losses, state = self._sequential_generator(task, src, tgt)
+                else:
+                    with self.autocast:
+                        g_losses, state = task.generator_losses(src, tgt)
+                    self._backward(sum(g_losses.values()) / t.grad_accum)
+                set_requires_grad(frozen, True)
+                d_losses = {}
+                if opt_d is not None:
+                    with self.autocast:
+                        d_losses = task.discriminator_losses(state)
+                    if d_losses:
+                        self._backward(sum(d_losses.values()) / t.grad_accum)
         names = list(g_losses) + [f"D/{k}" for k in d_losses]
         values = torch.stack([v.detach().float() for v in (*g_losses.values(), *d_losses.values())])
         self._last_values = (names, values)
@@ -358,7 +376,7 @@ class Trainer:
         stop = self._signal is not None
         if self.dist.enabled:
             unique = list({id(p): p for p in params}.values())
-            flags = D.all_reduce_gradients(unique, torch.stack([bad.float(), torch.tensor(float(stop), device=bad.device)]))
+            flags = self.ddp.finish(unique, torch.stack([bad.float(), torch.tensor(float(stop), device=bad.device)]))
             bad, stop = bool(flags[0] > 0), bool(flags[1] > 0)
         else:
             bad = bool(bad)  # the one host sync per step: no step may apply a non-finite update

@@ -6,13 +6,14 @@ and at most a few overridden hooks. The one loop (:mod:`uda.engine.trainer`) own
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._errors import CheckpointError
+from .._errors import CheckpointError, ConfigError
 from .._io import load_checkpoint
 from .._registry import create
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
@@ -109,6 +110,32 @@ class Recipe(nn.Module):
         sizes = {"source_size": tuple(src["image"].shape[-2:]), "target_size": tuple(tgt["image"].shape[-2:])}
         losses.update(self.aligner.generator_loss(out_s, out_t, **sizes))
         return losses, (out_s, out_t, sizes)
+
+    def generator_loss_parts(self, src: dict, tgt: dict) -> Generator[dict[str, torch.Tensor], None, Any]:
+        """``trainer.sequential_backward``: yield the source losses, then the target losses; return the state.
+
+        The loop backpropagates each yielded part before asking for the next, so the source graph is freed
+        before the target graph is built (as the original AdaptSegNet/ADVENT loops do). The source output
+        is detached for the target part: the alternate-mode generator terms use only the target output.
+        A recipe that overrides ``generator_losses`` without this hook yields its losses as one part.
+        """
+        if type(self).generator_losses is not Recipe.generator_losses:
+            losses, state = self.generator_losses(src, tgt)
+            yield losses
+            return state
+        if self.aligner is not None and getattr(self.aligner, "mode", "alternate") == "grl":
+            raise ConfigError("trainer.sequential_backward=true needs the alternate update (the GRL term "
+                              "backpropagates through the source output); set trainer.sequential_backward=false")
+        out_s = self.model(self.source_images(src, tgt))
+        yield self.seg_losses(out_s, src["label"])
+        if self.aligner is None:
+            return None
+        out_s = SegOutput(out_s.logits.detach(), None if out_s.aux is None else out_s.aux.detach(),
+                          {k: v.detach() for k, v in out_s.features.items()})
+        out_t = self.model(tgt["image"])
+        sizes = {"source_size": tuple(src["image"].shape[-2:]), "target_size": tuple(tgt["image"].shape[-2:])}
+        yield self.aligner.generator_loss(out_s, out_t, **sizes)
+        return (out_s, out_t, sizes)
 
     def discriminator_losses(self, state: Any) -> dict[str, torch.Tensor]:
         if self.aligner is None or state is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from .._errors import UdaError
@@ -154,6 +155,7 @@ class DeepLabV2(UdaSegmentationModel):
     """
 
     min_input_size = 8
+    activation_checkpointing = False  # recompute the four ResNet stages in the backward pass (saves memory)
     backbone_prefixes = ("backbone.",)
     head_prefixes = ("head.", "aux_head.")
 
@@ -193,11 +195,12 @@ class DeepLabV2(UdaSegmentationModel):
         self.check_input_size(x)
         b = self.backbone
         x = b.maxpool(b.relu(b.bn1(b.conv1(x))))  # (B, w, H/4, W/4)
-        f1 = b.layer1(x)
-        f2 = b.layer2(f1)  # (B, 8w, H/8, W/8)
-        f3 = b.layer3(f2)
+        run = _checkpointed if self.activation_checkpointing and torch.is_grad_enabled() else _plain
+        f1 = run(b.layer1, x)
+        f2 = run(b.layer2, f1)  # (B, 8w, H/8, W/8)
+        f3 = run(b.layer3, f2)
         aux = self.aux_head(f3) if self.aux_head is not None else None
-        f4 = b.layer4(f3)
+        f4 = run(b.layer4, f3)
         logits = self.head(f4)
         feats = {"layer1": f1, "layer2": f2, "layer3": f3, "layer4": f4, "logits": logits}
         if aux is not None:
@@ -242,8 +245,20 @@ class DeepLabV2(UdaSegmentationModel):
         return {"backbone." + k: v for k, v in sd.items()}, "deeplab_backbone", "caffe"
 
 
-def _build(pretrained: str | None, normalization: str | None, default_norm: str, **kw) -> DeepLabV2:
+def _plain(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return stage(x)
+
+
+def _checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # Activation checkpointing (Chen et al., "Training Deep Nets with Sublinear Memory Cost", 2016): the stage's
+    # activations are recomputed in the backward pass instead of being stored.
+    return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+def _build(pretrained: str | None, normalization: str | None, default_norm: str, *,
+           activation_checkpointing: bool = False, **kw) -> DeepLabV2:
     model = DeepLabV2(normalization=normalization or default_norm, **kw)
+    model.activation_checkpointing = activation_checkpointing
     if pretrained:
         from ._weights import load_weights
 
@@ -262,6 +277,7 @@ def deeplabv2(
     normalization: str | None = None,
     layers: Sequence[int] = (3, 4, 23, 3),
     dilations: Sequence[int] = (6, 12, 18, 24),
+    activation_checkpointing: bool = False,
 ) -> DeepLabV2:
     """DeepLab-v2 ResNet-101 of AdaptSegNet/ADVENT (Caffe-style, multi-level), random init or local weights.
 
@@ -274,6 +290,9 @@ def deeplabv2(
         normalization: input normalization; default ``"caffe"``, or what the loaded weights need.
         layers: blocks per stage.
         dilations: classifier branch dilations.
+        activation_checkpointing: recompute the activations of the four ResNet stages in the backward pass
+            (``torch.utils.checkpoint``): less memory, about one more encoder forward per step. With
+            ``bn_mode="moving"``/``"train"`` the recomputation updates the BatchNorm statistics a second time.
 
     Returns:
         A :class:`DeepLabV2`.
@@ -289,6 +308,7 @@ def deeplabv2(
         bn_mode=bn_mode,
         layers=tuple(layers),
         dilations=tuple(dilations),
+        activation_checkpointing=activation_checkpointing,
     )
 
 
@@ -303,6 +323,7 @@ def deeplabv2_tiny(
     layers: Sequence[int] = (1, 1, 1, 1),
     dilations: Sequence[int] = (1, 2, 3, 4),
     normalization: str | None = None,
+    activation_checkpointing: bool = False,
 ) -> DeepLabV2:
     """Tiny DeepLab-v2 (same code as ``deeplabv2``; one block per stage, width 16) for tests and CPU demos.
 
@@ -319,6 +340,7 @@ def deeplabv2_tiny(
         layers: blocks per stage.
         dilations: classifier branch dilations.
         normalization: input normalization (default ``"imagenet"``).
+        activation_checkpointing: recompute the stages' activations in the backward pass (see ``deeplabv2``).
 
     Returns:
         A :class:`DeepLabV2`.
@@ -333,4 +355,5 @@ def deeplabv2_tiny(
         width=width,
         layers=tuple(layers),
         dilations=tuple(dilations),
+        activation_checkpointing=activation_checkpointing,
     )

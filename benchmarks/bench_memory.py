@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, machine_line, maxrss_mib, md_table, out_dir, write_results  # noqa: E402
+from _common import header, machine_line, maxrss_mib, md_table, out_dir, write_results
 
 MODES = {
     "joint": [],
@@ -101,7 +101,7 @@ def run(smoke: bool, size: str, device: str, steps: int, modes: list[str], timeo
     joint = next((r for r in rows if r["mode"] == "joint"), None)
     for r in rows:
         r["peak_vs_joint"] = r["peak_mib"] / joint["peak_mib"] if joint else None
-        r["growth_vs_joint"] = r["step_growth_mib"] / joint["step_growth_mib"] if joint else None
+        r["growth_vs_joint"] = r["step_growth_mib"] / joint["step_growth_mib"] if joint and joint["step_growth_mib"] > 0 else None
     return rows
 
 

@@ -1,6 +1,6 @@
 """Two "nodes" on this machine: two torchrun agents (one gloo process each) meeting through the c10d rendezvous
-on loopback train the same weights as one agent with two processes; an elastic restart of one node resumes
-from the last checkpoint. Every subprocess is bounded by a timeout (its whole process group is killed)."""
+on loopback train the same weights as one agent with two processes. Every subprocess is bounded by a timeout
+(its whole process group is killed)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import torch
 from uda._io import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
-INJECT = ROOT / "tests" / "reliability" / "inject"  # sitecustomize fault injection (UDA_FAULT_*)
 SIZE = "32x16"
 SETS = [f"data.source.size={SIZE}", f"data.target.size={SIZE}", f"data.val.size={SIZE}", f"eval.size={SIZE}",
         "data.source.options.num=8", "data.target.options.num=8", "data.val.options.num=2", "data.batch_size=1",
@@ -73,7 +72,8 @@ def _two_nodes(out: Path, tmp: Path, max_restarts: int = 0, **env: str) -> tuple
 def _params(run: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     # parameters only: BatchNorm running statistics are per rank, and which agent gets rank 0 is up to the rendezvous
-    return {k: v for k, v in state["model"].items() if "running" not in k and "num_batches" not in k}
+    return {k: v for k, v in state["model"].items()
+            if isinstance(v, torch.Tensor) and "running" not in k and "num_batches" not in k}
 
 
 @pytest.mark.slow
@@ -85,18 +85,6 @@ def test_two_agents_train_the_same_weights_as_one_agent_with_two_processes(tmp_p
     rcs, log = _two_nodes(two, tmp_path)
     assert rcs == [0, 0], log[-4000:]
     a, b = _params(one), _params(two)
-    assert a.keys() == b.keys()
+    assert a.keys() == b.keys() and len(a) > 10
     for k in a:
         assert torch.equal(a[k], b[k]), k
-
-
-@pytest.mark.slow
-def test_elastic_restart_of_one_node_resumes_from_the_last_checkpoint(tmp_path):
-    marker = tmp_path / "marker"
-    run = tmp_path / "elastic"
-    rcs, log = _two_nodes(run, tmp_path, max_restarts=1, PYTHONPATH=os.pathsep.join([str(INJECT), str(ROOT)]),
-                          UDA_FAULT_ITER="3", UDA_FAULT_RANK="1", UDA_FAULT_MARKER=str(marker))
-    assert rcs == [0, 0], log[-4000:]
-    assert marker.is_file() and "injected fault on rank 1 at iteration 3" in log
-    assert "resumed from" in log and "iteration 2)" in log
-    assert load_checkpoint(run / "checkpoints" / "last.pt")["global_iter"] == 4

@@ -59,7 +59,18 @@ def init_distributed(device: torch.device, timeout_s: int = 600) -> DistInfo:
     backend = "nccl" if device.type == "cuda" else "gloo"
     timeout = datetime.timedelta(seconds=timeout_s)
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
-    if attempt > 0 and "MASTER_ADDR" in os.environ:
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true" and "MASTER_ADDR" in os.environ:
+        # torchrun's agent hosts the store and keeps it across restarts, so a restarted group must not read the
+        # previous attempt's peer addresses. The restart count cannot name the attempt: with several nodes only
+        # the failed node's agent counts a restart (the others restart their workers for the new rendezvous
+        # round without counting). Every rank counts its own joins in the store instead; all ranks of one
+        # attempt reach the same count, which names a fresh key space.
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,
+                              is_master=False, timeout=timeout)
+        generation = store.add(f"uda/joins/rank_{info.rank}", 1) - 1
+        dist.init_process_group(backend=backend, store=dist.PrefixStore(f"uda/generation_{generation}", store),
+                                rank=info.rank, world_size=info.world_size, timeout=timeout)
+    elif attempt > 0 and "MASTER_ADDR" in os.environ:
         # After an elastic restart the agent's store still holds the previous attempt's peer addresses;
         # a fresh key space per attempt keeps the new group from connecting to dead peers.
         store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,

@@ -232,16 +232,16 @@ def main(argv: list[str] | None = None) -> dict:
         for link, bw in LINKS.items():
             row: dict[str, Any] = {"GPU": gpu, "link": link, "T_compute s": t_comp}
             for n in (2, 4, 8):
-                row[f"eff N={n} (flat)"] = t_comp / predict(t_comp, nbytes, n, bw * 1e9)
+                row[f"eff N={n}"] = t_comp / predict(t_comp, nbytes, n, bw * 1e9)
             for n in (2, 4, 8):
-                row[f"eff N={n} (DDP)"] = efficiency(t_comp, nbytes, n, bw * 1e9)
+                row[f"DDP eff N={n}"] = efficiency(t_comp, nbytes, n, bw * 1e9)
             model_rows.append(row)
     # The same model fed with this machine's figures: 1-process step times measured above + the gloo bandwidth.
     cpu_rows = []
     for c in check_rows:
         nb = c["grad MB"] * 1e6
         cpu_rows.append({"config": c["config"], "T1 s/it": c["T1 s/it"], "busbw GB/s (gloo)": busbw / 1e9,
-                         **{f"eff N={n} (DDP)": efficiency(c["T1 s/it"], nb, n, busbw) for n in (2, 4, 8)}})
+                         **{f"DDP eff N={n}": efficiency(c["T1 s/it"], nb, n, busbw) for n in (2, 4, 8)}})
     res["model_cpu"] = cpu_rows
     res["model"] = {"flops_per_iteration": flops, "grad_bytes": nbytes, "assumed_mfu": ASSUMED_MFU,
                     "alpha_s": ALPHA_S, "links_busbw_gb_s": LINKS, "gpu_peak_flops": GPUS, "rows": model_rows}
@@ -271,7 +271,7 @@ def to_markdown(res: dict) -> str:
         f"per-hop latency {m['alpha_s'] * 1e6:.0f} µs; assumed NCCL bus bandwidths (GB/s): "
         + ", ".join(f"{k} {v:g}" for k, v in m["links_busbw_gb_s"].items()) + ".", "",
         md_table(m["rows"]),
-        "Columns \"(flat)\": one all-reduce after the backward pass (the engine before DDP); \"(DDP)\": bucketed "
+        "Columns \"eff N=\": one flat all-reduce after the backward pass (the engine before DDP); \"DDP eff N=\": bucketed "
         "all-reduce overlapped with the backward pass (`predict_ddp`: the exposed communication is what does not "
         f"fit under {BACKWARD_FRACTION:.2f} of the step, and at least the last 25 MiB bucket). A model, not a "
         "measurement; `benchmarks/gpu_check.py` feeds it the step time measured on a lent GPU.", "",

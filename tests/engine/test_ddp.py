@@ -83,6 +83,8 @@ def _reference(name: str, extra: list[str], out: str, world: int = 2) -> dict[st
     ("advent_synthetic", []),
     ("advent_synthetic", ["trainer.grad_accum=2", "trainer.sequential_backward=true"]),
     ("adaptsegnet_synthetic", []),
+    # MLFA: the multi-level feature discriminator (a unit inside the aligner), a fixed translator under no_grad
+    ("mlfa_synthetic", ["recipe.translator_iters=0", "data.source.size=128x64", "data.target.size=128x64"]),
 ])
 def test_two_ranks_match_one_process_on_the_same_shards(tmp_path, name, extra):
     out = str(tmp_path / "run")

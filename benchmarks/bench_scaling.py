@@ -156,6 +156,31 @@ def predict(t_compute: float, nbytes: float, n: int, busbw: float, alpha: float 
     return t_compute + 2 * (n - 1) / n * nbytes / busbw + 2 * (n - 1) * alpha
 
 
+BACKWARD_FRACTION = 2 / 3  # share of a step's compute in the backward pass (backward ~ 2x forward FLOPs)
+BUCKET_BYTES = 25 * 2**20  # DDP's default bucket
+
+
+def predict_ddp(t_compute: float, nbytes: float, n: int, busbw: float, alpha: float = ALPHA_S,
+                bucket_bytes: float = BUCKET_BYTES) -> float:
+    """A model (not a measurement) of the iteration time with DDP's bucketed all-reduce overlapped with the backward.
+
+    The buckets are reduced while the backward pass goes on; what stays exposed is the communication that does
+    not fit under the backward time, and at least the last bucket (it can only start when the backward ends):
+    ``T(N) = T_compute + max(C_last, C − f·T_compute)`` with ``C = 2(N−1)/N · B / busbw + 2(N−1)·α·#buckets``.
+    """
+    if n == 1:
+        return t_compute
+    buckets = max(1, int(-(-nbytes // bucket_bytes)))
+    comm = 2 * (n - 1) / n * nbytes / busbw + 2 * (n - 1) * alpha * buckets
+    last = 2 * (n - 1) / n * min(nbytes, bucket_bytes) / busbw + 2 * (n - 1) * alpha
+    return t_compute + max(last, comm - BACKWARD_FRACTION * t_compute)
+
+
+def efficiency(t_compute: float, nbytes: float, n: int, busbw: float, alpha: float = ALPHA_S) -> float:
+    """Modelled scaling efficiency ``T_compute / T(N)`` of the DDP loop (see ``predict_ddp``)."""
+    return t_compute / predict_ddp(t_compute, nbytes, n, busbw, alpha)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="small tensor, 2 iterations of the tiny model (CI)")
@@ -208,7 +233,16 @@ def main(argv: list[str] | None = None) -> dict:
             row: dict[str, Any] = {"GPU": gpu, "link": link, "T_compute s": t_comp}
             for n in (2, 4, 8):
                 row[f"eff N={n}"] = t_comp / predict(t_comp, nbytes, n, bw * 1e9)
+            for n in (2, 4, 8):
+                row[f"DDP eff N={n}"] = efficiency(t_comp, nbytes, n, bw * 1e9)
             model_rows.append(row)
+    # The same model fed with this machine's figures: 1-process step times measured above + the gloo bandwidth.
+    cpu_rows = []
+    for c in check_rows:
+        nb = c["grad MB"] * 1e6
+        cpu_rows.append({"config": c["config"], "T1 s/it": c["T1 s/it"], "busbw GB/s (gloo)": busbw / 1e9,
+                         **{f"DDP eff N={n}": efficiency(c["T1 s/it"], nb, n, busbw) for n in (2, 4, 8)}})
+    res["model_cpu"] = cpu_rows
     res["model"] = {"flops_per_iteration": flops, "grad_bytes": nbytes, "assumed_mfu": ASSUMED_MFU,
                     "alpha_s": ALPHA_S, "links_busbw_gb_s": LINKS, "gpu_peak_flops": GPUS, "rows": model_rows}
     res["machine"]["load_average_end"] = load_average()
@@ -237,6 +271,12 @@ def to_markdown(res: dict) -> str:
         f"per-hop latency {m['alpha_s'] * 1e6:.0f} µs; assumed NCCL bus bandwidths (GB/s): "
         + ", ".join(f"{k} {v:g}" for k, v in m["links_busbw_gb_s"].items()) + ".", "",
         md_table(m["rows"]),
+        "Columns \"eff N=\": one flat all-reduce after the backward pass (the engine before DDP); \"DDP eff N=\": bucketed "
+        "all-reduce overlapped with the backward pass (`predict_ddp`: the exposed communication is what does not "
+        f"fit under {BACKWARD_FRACTION:.2f} of the step, and at least the last 25 MiB bucket). A model, not a "
+        "measurement; `benchmarks/gpu_check.py` feeds it the step time measured on a lent GPU.", "",
+        "### The same model with this machine's CPU figures (gloo)", "",
+        md_table(res.get("model_cpu") or []),
     ]
     return "\n".join(lines)
 

@@ -30,6 +30,8 @@ EXPECTED = {
     "models": "python benchmarks/bench_models.py",
     "metrics": "python benchmarks/bench_metrics.py",
     "recipes": "python benchmarks/bench_recipes.py",
+    "memory": "python benchmarks/bench_memory.py",
+    "gpu_check": "python benchmarks/gpu_check.py --device cuda  (needs a GPU)",
 }
 
 
@@ -253,6 +255,8 @@ SECTIONS = [
     ("metrics", "Evaluation: confusion matrix and images/s"),
     ("recipes", "Adaptation quality on the synthetic pair"),
     ("scaling", "Scaling"),
+    ("memory", "Memory: joint vs sequential backward"),
+    ("gpu_check", "GPU check (one command on a lent GPU)"),
 ]
 
 

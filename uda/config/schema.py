@@ -126,6 +126,7 @@ class TrainerConfig(Checked):
     amp: Literal["none", "bf16", "fp16"] = "none"
     channels_last: bool = False
     grad_accum: int = field(default=1, metadata=at_least(1))
+    sequential_backward: bool = False
     nonfinite: Literal["stop", "skip"] = "stop"
     seed: int = field(default=0, metadata=at_least(0))
     deterministic: bool = False

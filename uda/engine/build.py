@@ -6,7 +6,6 @@ stepped by hand in a test) without training.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from ..config import DatasetConfig, ExperimentConfig
 from ..recipes.task import Stage
 from . import distributed as D
 from ._optim import build_optimizer, build_scheduler
+from .amp import autocast_context
+from .ddp import DDPRouter
 
 if TYPE_CHECKING:
     from ..recipes import Recipe
@@ -61,13 +62,14 @@ class RunParts:
         stages: the recipe's stages in order.
         optimizers: stage name → its optimizers and schedules (`StageOptimizers`).
         scaler: the AMP gradient scaler (disabled unless fp16 on CUDA).
-        autocast: the autocast context of the forward passes (a no-op on CPU).
+        autocast: the autocast context of the forward passes (a no-op unless ``trainer.amp``).
         source_ds: the labelled source training set (after `Recipe.wrap_datasets`).
         target_ds: the unlabelled target training set (after `Recipe.wrap_datasets`).
         val_ds: the labelled target validation set.
         source_iter: the infinite loader over ``source_ds``.
         target_iter: the infinite loader over ``target_ds``.
         augment: the batch augmentation applied to source batches (``None``: none).
+        ddp: the DistributedDataParallel wrappers of the trained networks (``None``: one process).
     """
 
     model: torch.nn.Module
@@ -82,6 +84,7 @@ class RunParts:
     source_iter: Any
     target_iter: Any
     augment: torch.nn.Module | None
+    ddp: DDPRouter | None = None
 
 
 def build_optimizers(stages: list[Stage]) -> dict[str, StageOptimizers]:
@@ -131,9 +134,9 @@ def build_parts(cfg: ExperimentConfig, device: torch.device, dist: D.DistInfo) -
     optimizers = build_optimizers(stages)
     use_cuda = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and t.amp == "fp16")
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
-    # One autocast context built once; CPU runs fp32.
-    autocast = torch.autocast("cuda", dtype=dtype) if use_cuda and dtype else contextlib.nullcontext()
+    autocast = autocast_context(t.amp, device)  # built once; bf16 also on the CPU, fp16 CUDA-only
+    # DDP wrappers of the trained networks (uda.engine.ddp); None for a single process.
+    ddp = DDPRouter([st.task for st in stages], device) if dist.enabled else None
 
     src_cfg = DatasetConfig(**{**cfg.data.source.__dict__,
                                "options": {**cfg.data.source.options, **recipe.source_dataset_options()}})
@@ -149,4 +152,4 @@ def build_parts(cfg: ExperimentConfig, device: torch.device, dist: D.DistInfo) -
                if cfg.data.augmentation else None)
     seed_everything(t.seed, dist.rank)  # per-rank randomness from here on
     return RunParts(model, recipe, stages, optimizers, scaler, autocast, source_ds, target_ds, val_ds,
-                    source_iter, target_iter, augment)
+                    source_iter, target_iter, augment, ddp)

@@ -1,10 +1,11 @@
-"""Multi-process training through ``torchrun``: process group from the environment, gradient all-reduce.
+"""Multi-process training through ``torchrun``: the process group from the environment (one or many nodes).
 
 ``torchrun --nproc-per-node N -m uda train NAME`` starts N processes with ``RANK``, ``WORLD_SIZE`` and
-``LOCAL_RANK`` set. Each rank reads its own data stream (``InfiniteLoader(rank=, world_size=)``); after
-the backward passes, the gradients of every trained parameter (segmentation network, discriminators,
-translators) are averaged with one flat all-reduce that also carries the non-finite and stop flags, so all
-ranks take the same decision (step, skip, stop) at the same iteration. Rank 0 writes files. NCCL on CUDA,
+``LOCAL_RANK`` set (several nodes: ``--nnodes M --rdzv-backend c10d --rdzv-endpoint HOST:PORT``). Each rank
+reads its own data stream (``InfiniteLoader(rank=, world_size=)``); the gradients of every trained network are
+averaged by DistributedDataParallel (``uda.engine.ddp``), and one small all-reduce carries the non-finite and
+stop flags, so all ranks take the same decision (step, skip, stop) at the same iteration. Rank 0 writes files.
+NCCL on CUDA,
 gloo on CPU; the group's timeout is ``trainer.dist_timeout_s``, so a failed rank ends the others with an
 error instead of a hang.
 """
@@ -58,7 +59,18 @@ def init_distributed(device: torch.device, timeout_s: int = 600) -> DistInfo:
     backend = "nccl" if device.type == "cuda" else "gloo"
     timeout = datetime.timedelta(seconds=timeout_s)
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
-    if attempt > 0 and "MASTER_ADDR" in os.environ:
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true" and "MASTER_ADDR" in os.environ:
+        # torchrun's agent hosts the store and keeps it across restarts, so a restarted group must not read the
+        # previous attempt's peer addresses. The restart count cannot name the attempt: with several nodes only
+        # the failed node's agent counts a restart (the others restart their workers for the new rendezvous
+        # round without counting). Every rank counts its own joins in the store instead; all ranks of one
+        # attempt reach the same count, which names a fresh key space.
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,
+                              is_master=False, timeout=timeout)
+        generation = store.add(f"uda/joins/rank_{info.rank}", 1) - 1
+        dist.init_process_group(backend=backend, store=dist.PrefixStore(f"uda/generation_{generation}", store),
+                                rank=info.rank, world_size=info.world_size, timeout=timeout)
+    elif attempt > 0 and "MASTER_ADDR" in os.environ:
         # After an elastic restart the agent's store still holds the previous attempt's peer addresses;
         # a fresh key space per attempt keeps the new group from connecting to dead peers.
         store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,
@@ -84,28 +96,6 @@ def broadcast_parameters(modules: list[torch.nn.Module]) -> None:
         for m in modules:
             for t in list(m.parameters()) + list(m.buffers()):
                 dist.broadcast(t.data, src=0)
-
-
-def all_reduce_gradients(params: list[torch.nn.Parameter], flags: torch.Tensor) -> torch.Tensor:
-    """Average the gradients of ``params`` over ranks in one flat all-reduce; sum ``flags`` alongside.
-
-    Args:
-        params: trained parameters (a missing gradient counts as zero).
-        flags: (k,) float tensor of per-rank flags (e.g. non-finite, stop) on the gradients' device.
-
-    Returns:
-        The flags summed over ranks.
-    """
-    world = dist.get_world_size()
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1).float() for g in grads] + [flags.float()])
-    dist.all_reduce(flat)
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = (flat[offset:offset + n] / world).view_as(g).to(g.dtype)
-        offset += n
-    return flat[offset:]
 
 
 def barrier() -> None:

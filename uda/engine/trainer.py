@@ -13,7 +13,6 @@ pictures and the report are callbacks (`uda.engine.callbacks`) on the loop's eve
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .._errors import NonFiniteLossError, UdaError
+from .._errors import UdaError
 from .._io import atomic_write_text
 from .._utils import resolve_device, set_requires_grad
 from ..config import ExperimentConfig
@@ -35,7 +34,9 @@ from . import distributed as D
 from .build import build_parts, check_writable
 from .callbacks import EVENTS, StepLosses
 from .checkpoint import release_finished_stage
+from .ddp import micro_batch
 from .rundir import prepare_run_dir
+from .step import apply_updates, generator_phase, skip_nonfinite
 
 
 class Trainer:
@@ -130,7 +131,7 @@ class Trainer:
         self.model, self.recipe, self.stages, self.optimizers = p.model, p.recipe, p.stages, p.optimizers
         self.scaler, self.autocast, self.augment = p.scaler, p.autocast, p.augment
         self.source_ds, self.target_ds, self.val_ds = p.source_ds, p.target_ds, p.val_ds
-        self.source_iter, self.target_iter = p.source_iter, p.target_iter
+        self.source_iter, self.target_iter, self.ddp = p.source_iter, p.target_iter, p.ddp
         self.add_callback("on_stage_end", release_finished_stage)  # e.g. CycleGAN's image pools after stage 1
         if self.resume:
             self.checkpointer.restore(self)
@@ -162,7 +163,8 @@ class Trainer:
             tgt["image"] = tgt["image"].contiguous(memory_format=torch.channels_last)
         return src, tgt
 
-    def _backward(self, loss: torch.Tensor) -> None:
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate ``loss`` (scaled under fp16)."""
         self.scaler.scale(loss).backward() if self.scaler.is_enabled() else loss.backward()
 
     def train_step(self, stage: Stage) -> None:
@@ -173,19 +175,18 @@ class Trainer:
         frozen = task.frozen_in_generator_phase()
         for o in filter(None, (opt_g, opt_d)):
             o.zero_grad(set_to_none=True)
-        for _ in range(t.grad_accum):
+        for i in range(t.grad_accum):
             src, tgt = self.next_batches()
-            set_requires_grad(frozen, False)
-            with self.autocast:
-                g_losses, state = task.generator_losses(src, tgt)
-            self._backward(sum(g_losses.values()) / t.grad_accum)
-            set_requires_grad(frozen, True)
-            d_losses = {}
-            if opt_d is not None:
-                with self.autocast:
-                    d_losses = task.discriminator_losses(state)
-                if d_losses:
-                    self._backward(sum(d_losses.values()) / t.grad_accum)
+            with micro_batch(self.ddp, sync=i == t.grad_accum - 1):  # DDP: no_sync but for the last micro-batch
+                set_requires_grad(frozen, False)
+                g_losses, state = generator_phase(self, task, src, tgt)
+                set_requires_grad(frozen, True)
+                d_losses = {}
+                if opt_d is not None:
+                    with self.autocast:
+                        d_losses = task.discriminator_losses(state)
+                    if d_losses:
+                        self.backward(sum(d_losses.values()) / t.grad_accum)
         names = list(g_losses) + [f"D/{k}" for k in d_losses]
         values = torch.stack([v.detach().float() for v in (*g_losses.values(), *d_losses.values())])
         self.last_step = StepLosses(names, values)
@@ -194,38 +195,18 @@ class Trainer:
         if self.dist.enabled:
             unique = list({id(p): p for p in params}.values())
             stop = torch.tensor(float(self.signal is not None), device=bad.device)
-            flags = D.all_reduce_gradients(unique, torch.stack([bad.float(), stop]))
+            flags = self.ddp.finish(unique, torch.stack([bad.float(), stop]))
             bad, self._stop = bool(flags[0] > 0), bool(flags[1] > 0)
         else:
             bad = bool(bad)  # the one host sync per step: no step may apply a non-finite update
         if bad:
-            self._skip_nonfinite(stage, names, values, opt_g, opt_d)
+            skip_nonfinite(self, stage, names, values, opt_g, opt_d)
         else:
-            for opt, ocfg in ((opt_g, stage.generator_optim), (opt_d, stage.discriminator_optim)):
-                if opt is None:
-                    continue
-                if ocfg.grad_clip:
-                    if self.scaler.is_enabled():
-                        self.scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], ocfg.grad_clip)
-                self.scaler.step(opt) if self.scaler.is_enabled() else opt.step()
-            if self.scaler.is_enabled():
-                self.scaler.update()
+            apply_updates(self, stage, opt_g, opt_d)
             task.after_step(self.global_iter + 1)
         opts["generator_sched"].step()
         if opt_d is not None:
             opts["discriminator_sched"].step()
-
-    def _skip_nonfinite(self, stage: Stage, names: list[str], values: torch.Tensor, *opts: Any) -> None:
-        pairs = zip(names, values.tolist())
-        name, val = next(((n, v) for n, v in pairs if not math.isfinite(v)), ("(other rank)", math.nan))
-        if self.cfg.trainer.nonfinite == "stop":
-            raise NonFiniteLossError(
-                f"non-finite loss '{name}' = {val} at iteration {self.global_iter + 1} (stage {stage.name}); "
-                f"last good checkpoint: {self.last_checkpoint or 'none'}; {C.nonfinite_advice(self.cfg, self.model)}")
-        self.skipped += 1
-        for o in filter(None, opts):
-            o.zero_grad(set_to_none=True)
 
     def set_modes(self, stage: Stage) -> None:
         """Eval mode for the whole recipe (carried modules stay there), then train mode for the stage's modules."""

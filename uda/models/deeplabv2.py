@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from .._errors import UdaError
@@ -170,6 +171,7 @@ class DeepLabV2(UdaSegmentationModel):
     """
 
     min_input_size = 8
+    activation_checkpointing = False  # recompute the four ResNet stages in the backward pass (saves memory)
     backbone_prefixes = ("backbone.",)
     head_prefixes = ("head.", "aux_head.")
 
@@ -211,11 +213,12 @@ class DeepLabV2(UdaSegmentationModel):
         self.check_input_size(x)
         b = self.backbone
         x = b.maxpool(b.relu(b.bn1(b.conv1(x))))  # (B, w, H/4, W/4)
-        f1 = b.layer1(x)
-        f2 = b.layer2(f1)  # (B, 8w, H/8, W/8)
-        f3 = b.layer3(f2)
+        run = _checkpointed if self.activation_checkpointing and torch.is_grad_enabled() else _plain
+        f1 = run(b.layer1, x)
+        f2 = run(b.layer2, f1)  # (B, 8w, H/8, W/8)
+        f3 = run(b.layer3, f2)
         aux = self.aux_head(f3) if self.aux_head is not None else None
-        f4 = b.layer4(f3)
+        f4 = run(b.layer4, f3)
         logits = self.head(f4)
         feats = {"layer1": f1, "layer2": f2, "layer3": f3, "layer4": f4, "logits": logits}
         if aux is not None:
@@ -288,8 +291,20 @@ class DeepLabV2(UdaSegmentationModel):
         return {"backbone." + k: v for k, v in sd.items()}, "deeplab_backbone", "caffe"
 
 
-def _build(pretrained: str | None, normalization: str | None, default_norm: str, **kw) -> DeepLabV2:
+def _plain(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return stage(x)
+
+
+def _checkpointed(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # Activation checkpointing (Chen et al., "Training Deep Nets with Sublinear Memory Cost", 2016): the stage's
+    # activations are recomputed in the backward pass instead of being stored.
+    return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+def _build(pretrained: str | None, normalization: str | None, default_norm: str, *,
+           activation_checkpointing: bool = False, **kw) -> DeepLabV2:
     model = DeepLabV2(normalization=normalization or default_norm, **kw)
+    model.activation_checkpointing = activation_checkpointing
     if pretrained:
         from ._weights import load_weights
 
@@ -309,6 +324,7 @@ def deeplabv2(
     layers: Sequence[int] = (3, 4, 23, 3),
     dilations: Sequence[int] = (6, 12, 18, 24),
     classifier_branches: int | None = None,
+    activation_checkpointing: bool = False,
 ) -> DeepLabV2:
     """DeepLab-v2 ResNet-101 of AdaptSegNet/ADVENT (Caffe-style, multi-level), random init or local weights.
 
@@ -324,6 +340,9 @@ def deeplabv2(
         classifier_branches: branches each classifier sums; ``None`` (default) sums all four, ``2`` reproduces
             AdaptSegNet's released classifier: set it when loading AdaptSegNet's released checkpoints (the
             ``adaptsegnet_*_faithful`` presets do).
+        activation_checkpointing: recompute the activations of the four ResNet stages in the backward pass
+            (``torch.utils.checkpoint``): less memory, about one more encoder forward per step. With
+            ``bn_mode="moving"``/``"train"`` the recomputation updates the BatchNorm statistics a second time.
 
     Returns:
         A :class:`DeepLabV2`.
@@ -340,6 +359,7 @@ def deeplabv2(
         layers=tuple(layers),
         dilations=tuple(dilations),
         classifier_branches=classifier_branches,
+        activation_checkpointing=activation_checkpointing,
     )
 
 
@@ -355,6 +375,7 @@ def deeplabv2_tiny(
     dilations: Sequence[int] = (1, 2, 3, 4),
     normalization: str | None = None,
     classifier_branches: int | None = None,
+    activation_checkpointing: bool = False,
 ) -> DeepLabV2:
     """Tiny DeepLab-v2 (same code as ``deeplabv2``; one block per stage, width 16) for tests and CPU demos.
 
@@ -372,6 +393,7 @@ def deeplabv2_tiny(
         dilations: classifier branch dilations.
         normalization: input normalization (default ``"imagenet"``).
         classifier_branches: branches each classifier sums (``None``: all; ``2``: AdaptSegNet's released one).
+        activation_checkpointing: recompute the stages' activations in the backward pass (see ``deeplabv2``).
 
     Returns:
         A :class:`DeepLabV2`.
@@ -387,4 +409,5 @@ def deeplabv2_tiny(
         layers=tuple(layers),
         dilations=tuple(dilations),
         classifier_branches=classifier_branches,
+        activation_checkpointing=activation_checkpointing,
     )

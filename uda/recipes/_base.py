@@ -9,6 +9,7 @@ everything else. Loss terms are data: ``recipe.terms`` in the config is a list o
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,6 +210,36 @@ class Recipe(nn.Module):
         step.target = self.model(tgt["image"])
         losses.update(self.term_losses("generator", step))
         return losses, step
+
+    def generator_loss_parts(self, src: Batch, tgt: Batch) -> Generator[Losses, None, SegStep]:
+        """``trainer.sequential_backward``: yield the source losses, then the target losses; return the state.
+
+        The loop backpropagates each yielded part before asking for the next, so the source graph is freed
+        before the target graph is built (as the original AdaptSegNet/ADVENT loops do). The source output is
+        detached for the target part: the alternate-mode generator terms use only the target output. A recipe
+        that overrides ``generator_losses`` without this hook yields its losses as one part.
+
+        Raises:
+            ConfigError: a term trains through the source output (gradient reversal, a style term).
+        """
+        if type(self).generator_losses is not Recipe.generator_losses:
+            losses, state = self.generator_losses(src, tgt)
+            yield losses
+            return state
+        for name, term in self.terms.items():
+            if getattr(term, "mode", "alternate") == "grl" or getattr(term, "style_weight", 0) > 0:
+                raise ConfigError(f"trainer.sequential_backward=true: the term '{name}' backpropagates through the "
+                                  "source output (gradient reversal or a style term); set "
+                                  "trainer.sequential_backward=false")
+        out_s = self.model(self.source_images(src, tgt))
+        yield self.seg_losses(out_s, src["label"])
+        detached = SegOutput(out_s.logits.detach(), None if out_s.aux is None else out_s.aux.detach(),
+                             {k: v.detach() for k, v in out_s.features.items()})
+        step = SegStep(detached, None, tuple(src["image"].shape[-2:]), tuple(tgt["image"].shape[-2:]))
+        if self._terms:
+            step.target = self.model(tgt["image"])
+            yield self.term_losses("generator", step)
+        return step
 
     def discriminator_losses(self, state: SegStep) -> Losses:
         if not self._terms or state.target is None:

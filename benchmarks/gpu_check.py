@@ -1,0 +1,369 @@
+"""One command for a lent GPU: speed, memory, precision, augmentation, CLI and NCCL checks in under 8 minutes.
+
+Sections (each recorded with its wall time; a failing section is recorded with its error and the script goes on,
+then exits with status 1):
+
+1. ``throughput``: per recipe family at the paper sizes — AdvEnt and MLFA with DeepLab-v2 at 1280x720 (source) +
+   1024x512 (target); DAFormer (``daformer_mitb5``, 512 crops, batch 2), HRDA / MIC-HRDA (``hrda_mitb5``, 1024
+   crops) and VFM-UDA (``vfm``, ViT-L, 1024 crops) — seconds per iteration, images/s and peak memory in fp32,
+   bf16 + channels_last, and bf16 + channels_last + ``torch.compile``. A model or recipe name that is not
+   registered is reported as "not available", so the script runs before and after those land.
+2. ``memory``: peak memory of the joint vs the sequential backward (``bench_memory.py``), AdvEnt DeepLab-v2.
+3. ``short_run``: a short synthetic AdvEnt run in fp32 and in bf16, mIoU side by side.
+4. ``augment``: the kornia augmentation pipeline on the device.
+5. ``cli``: ``uda predict``, ``uda evaluate`` and ``uda translate`` with ``--device``.
+6. ``torchrun``: a one-process NCCL (gloo on the CPU) ``torchrun`` training run through DDP.
+7. ``scaling``: the 1 → 8 GPU efficiency model of ``bench_scaling.py`` fed with this machine's AdvEnt step
+   time and all-reduce figures (a model, not a measurement).
+
+Writes ``gpu_check.{json,md}`` (``gpu_check_smoke`` with ``--smoke``) under ``benchmarks/results``.
+
+Usage::
+
+    python benchmarks/gpu_check.py --device cuda           # on a lent GPU (about 6-8 minutes)
+    python benchmarks/gpu_check.py --smoke --device cpu    # the same code paths at tiny sizes (CI, 1-2 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import header, machine_line, md_table, out_dir, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# family → (recipe, model, source size, target size, batch). Self-training rows use their recipe if registered.
+FAMILIES = {
+    "adversarial (AdvEnt)": ("advent", "deeplabv2", "1280x720", "1024x512", 1),
+    "MLFA": ("mlfa", "deeplabv2", "1280x720", "1024x512", 1),
+    "self-training (DAFormer)": ("daformer", "daformer_mitb5", "512x512", "512x512", 2),
+    "self-training (HRDA)": ("hrda", "hrda_mitb5", "1024x1024", "1024x1024", 1),
+    "self-training (MIC-HRDA)": ("mic", "hrda_mitb5", "1024x1024", "1024x1024", 1),
+    "self-training (VFM-UDA, ViT-L)": ("vfm", "vfm", "1024x1024", "1024x1024", 1),
+}
+SMOKE_SIZES = ("64x32", "64x32")
+VARIANTS = {"fp32": ["trainer.amp=none", "trainer.channels_last=false"],
+            "bf16+channels_last": ["trainer.amp=bf16", "trainer.channels_last=true"],
+            "bf16+channels_last+compile": ["trainer.amp=bf16", "trainer.channels_last=true", "trainer.compile=true"]}
+
+
+def registered(kind: str, name: str) -> bool:
+    """Whether ``name`` is registered under ``kind`` (importing ``uda`` registers the built-in components)."""
+    import uda  # noqa: F401
+    from uda._registry import registry
+
+    return name in registry(kind).names()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+                PYTHONWARNINGS="ignore", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+
+
+def _cmd(args: list[str], timeout: float, cwd: Path | None = None) -> dict[str, Any]:
+    t = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=cwd)
+    row = {"command": " ".join(str(a) for a in args[1:]), "rc": proc.returncode, "s": time.perf_counter() - t}
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{row['command']}` exited {proc.returncode}: {proc.stderr.strip()[-1500:]}")
+    return row
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, Any]]:
+    """s/it, images/s and peak memory per family and precision variant (one trainer alive at a time)."""
+    from bench_train import build_trainer
+
+    rows = []
+    for family, (recipe, model, src, tgt, batch) in FAMILIES.items():
+        missing = [f"{k} '{n}'" for k, n in (("model", model), ("recipe", recipe)) if not registered(k, n)]
+        if missing:
+            rows.append({"family": family, "variant": "—", "status": "not available (" + ", ".join(missing)
+                         + " not registered)"})
+            continue
+        if smoke:  # MLFA's multi-level feature discriminator needs 128x64 inputs
+            model = {"deeplabv2": "deeplabv2_tiny"}.get(model, model)
+            src, tgt = ("128x64", "128x64") if recipe == "mlfa" else SMOKE_SIZES
+        for variant, sets in VARIANTS.items():
+            if smoke and "compile" in variant:  # inductor needs minutes on a 2-core CPU; the GPU run measures it
+                rows.append({"family": family, "variant": variant, "status": "skipped in --smoke"})
+                continue
+            if device.type == "cpu" and not smoke and "bf16" in variant:
+                rows.append({"family": family, "variant": variant, "status": "skipped: bf16 on this CPU is slow"})
+                continue
+            extra = [*sets, *(["model.options.width=4"] if smoke else [])]
+            with tempfile.TemporaryDirectory() as run_dir:
+                tr = build_trainer(recipe, model=model, src_size=src, tgt_size=tgt, batch=batch, device=device,
+                                   run_dir=run_dir, extra=extra)
+                stage = next(s for s in tr.stages if s.name == "seg")
+                tr.set_modes(stage)
+                for _ in range(1 if smoke else 2):  # warm-up (compile, allocator, optimizer state)
+                    tr.train_step(stage)
+                _sync(device)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                times = []
+                for _ in range(iters):
+                    t = time.perf_counter()
+                    tr.train_step(stage)
+                    _sync(device)
+                    times.append(time.perf_counter() - t)
+                peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+                s = statistics.median(times)
+                rows.append({"family": family, "variant": variant, "status": "ok", "model": model,
+                             "size": f"{src}+{tgt}", "batch": batch, "s_per_it": s, "images_per_s": 2 * batch / s,
+                             "peak_mib": peak, "skipped_steps": tr.skipped})
+                tr = None
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    base = {r["family"]: r for r in rows if r.get("variant") == "fp32" and r["status"] == "ok"}
+    for r in rows:
+        b = base.get(r["family"])
+        if b and r["status"] == "ok":
+            r["speedup_vs_fp32"] = b["s_per_it"] / r["s_per_it"]
+            r["memory_vs_fp32"] = r["peak_mib"] / b["peak_mib"] if r["peak_mib"] and b["peak_mib"] else None
+    return rows
+
+
+def memory(device: torch.device, smoke: bool) -> list[dict[str, Any]]:
+    import bench_memory
+
+    size = "64x32" if smoke else "1024x512"
+    modes = ["joint", "sequential"] if smoke else list(bench_memory.MODES)  # one interpreter start each
+    return bench_memory.run(smoke, size, str(device), 1, modes, timeout_s=300)
+
+
+def short_run(device: torch.device, smoke: bool, work: Path) -> list[dict[str, Any]]:
+    """A short synthetic AdvEnt run in fp32 and bf16 (same seed, in this process): mIoU side by side."""
+    from uda.config import load_config
+    from uda.engine import train
+
+    iters = 2 if smoke else 600
+    rows = []
+    for amp in ("none", "bf16"):
+        sets = [f"trainer.max_iters={iters}", f"trainer.amp={amp}", "trainer.eval_every=0", "trainer.tensorboard=false",
+                f"trainer.checkpoint_every={iters}", "data.num_workers=0", f"trainer.device={device}"]
+        if smoke:
+            sets += ["data.source.size=64x32", "data.target.size=64x32", "data.val.size=64x32", "eval.size=64x32",
+                     "data.val.options.num=2", "model.options.width=4"]
+        t = time.perf_counter()
+        final = train(load_config("advent_synthetic", sets), work / f"short_{amp}")
+        rows.append({"amp": amp, "iters": iters, "miou": final.get("miou"), "s": time.perf_counter() - t})
+    return rows
+
+
+def augment(device: torch.device, smoke: bool) -> dict[str, Any]:
+    import uda
+
+    size = (32, 64) if smoke else (720, 1280)
+    aug = uda.create("augmentation", "standard")  # the kornia pipeline of the adversarial recipes
+    aug = aug.to(device)
+    x = torch.rand(2, 3, *size, device=device)
+    y = torch.randint(0, 19, (2, *size), device=device)
+    xo, yo = aug(x, y)
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(3 if smoke else 20):
+        xo, yo = aug(x, y)
+    _sync(device)
+    return {"augmentation": type(aug).__name__, "device": str(xo.device), "size": f"{size[1]}x{size[0]}",
+            "batch": 2, "ms_per_batch": (time.perf_counter() - t) / (3 if smoke else 20) * 1e3,
+            "label_dtype": str(yo.dtype)}
+
+
+def _uda(*args: Any) -> dict[str, Any]:
+    """``uda ARGS`` in this process (click's runner); raises with the output on a non-zero exit."""
+    from click.testing import CliRunner
+
+    from uda.cli import main as uda_main
+
+    t = time.perf_counter()
+    r = CliRunner().invoke(uda_main, [str(a) for a in args], catch_exceptions=False)
+    row = {"command": "uda " + " ".join(str(a) for a in args[:1]), "rc": r.exit_code, "s": time.perf_counter() - t}
+    if r.exit_code != 0:
+        raise RuntimeError(f"`uda {' '.join(map(str, args))}` exited {r.exit_code}: {r.output.strip()[-1500:]}")
+    return row
+
+
+def cli(device: torch.device, work: Path) -> list[dict[str, Any]]:
+    """``uda predict``, ``evaluate``, ``translate`` with ``--device`` on synthetic trees and a 2-iteration run."""
+    import uda
+    from uda.translators import save_translator
+
+    dev, size = str(device), "64x32"
+    gta, cs = work / "GTA5", work / "cityscapes"
+    _uda("data", "synth", "--out", gta, "--domain", "source", "--layout", "gta5", "--num", "4", "--size", size)
+    _uda("data", "synth", "--out", cs, "--domain", "target", "--layout", "cityscapes", "--num", "2", "--size", size,
+         "--seed", "1")
+    run = work / "run_cli"
+    _uda("train", "source_only_synthetic", "--source", f"gta5:{gta}", "--target", f"cityscapes:{cs}", "--out", run,
+         "--set", "trainer.max_iters=2", "--set", "trainer.checkpoint_every=2", "--set", "trainer.tensorboard=false",
+         "--set", f"data.source.size={size}", "--set", f"data.target.size={size}", "--set", f"eval.size={size}",
+         "--set", "data.batch_size=2", "--device", dev)
+    translator = work / "translator.pt"
+    save_translator(uda.create("translator", "cyclegan_tiny"), translator)
+    images = sorted((cs / "leftImg8bit").rglob("*.png"))[:2]
+    return [_uda("predict", run, *images, "--out", work / "pred", "--device", dev),
+            _uda("evaluate", run, "--dataset", "cityscapes", "--root", cs, "--json", "--device", dev),
+            _uda("translate", translator, "--dataset", "gta5", "--root", gta, "--out", work / "translated",
+                 "--device", dev)]
+
+
+def torchrun(device: torch.device, smoke: bool, work: Path) -> dict[str, Any]:
+    """One process through torchrun with a real process group (NCCL on CUDA) and DDP-wrapped networks."""
+    out = work / "torchrun"
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=1",
+            str(Path(__file__).resolve()), "--child-torchrun", str(out), "--device", str(device)]
+    row = _cmd(args, 300)
+    return {**row, **json.loads((out / "child.json").read_text())}
+
+
+def _child_torchrun(out: Path, device: str) -> None:
+    """Inside torchrun: join the group, wrap a tiny AdvEnt task in DDP, train 3 steps, time one all-reduce."""
+    import torch.distributed as dist
+
+    from uda.config import load_config
+    from uda.engine import Trainer
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(dev)
+    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    cfg = load_config("advent_synthetic", ["data.source.size=64x32", "data.target.size=64x32", "data.val.size=64x32",
+                                           "eval.size=64x32", "model.options.width=4", "trainer.max_iters=3",
+                                           "trainer.tensorboard=false", "data.val.options.num=2",
+                                           f"trainer.device={dev}"])
+    tr = Trainer(cfg, out)
+    tr.build()
+    if tr.ddp is None:  # one process: the trainer needs no DDP, but this check exercises it over the real group
+        from uda.engine.ddp import DDPRouter
+
+        tr.ddp = DDPRouter([st.task for st in tr.stages], tr.device)
+    stage = tr.stages[-1]
+    tr.set_modes(stage)
+    for _ in range(3):
+        tr.train_step(stage)
+    numel = 44_600_000 if dev.type == "cuda" else 1_000_000
+    buf = torch.ones(numel, device=dev)
+    dist.all_reduce(buf)
+    _sync(dev)
+    t = time.perf_counter()
+    for _ in range(5):
+        dist.all_reduce(buf)
+    _sync(dev)
+    sec = (time.perf_counter() - t) / 5
+    res = {"backend": dist.get_backend(), "world_size": dist.get_world_size(),
+           "ddp_units": len(tr.ddp.units) if tr.ddp is not None else 0, "allreduce_mbytes": numel * 4 / 1e6,
+           "allreduce_s": sec}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "child.json").write_text(json.dumps(res))
+    dist.destroy_process_group()
+
+
+def scaling(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Feed this machine's AdvEnt step time into the efficiency model of ``bench_scaling.py``."""
+    import bench_scaling
+
+    rows = [r for r in results.get("throughput", []) if r.get("status") == "ok" and r["family"].startswith("adv")]
+    if not rows:
+        return []
+    nbytes = bench_scaling.grad_numel(rows[0]["model"]) * 4
+    out = []
+    for r in rows:
+        for link, bw in bench_scaling.LINKS.items():
+            out.append({"variant": r["variant"], "link": link, "T_compute s": r["s_per_it"],
+                        **{f"eff N={n}": bench_scaling.efficiency(r["s_per_it"], nbytes, n, bw * 1e9)
+                           for n in (2, 4, 8)}})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ driver
+def markdown(res: dict[str, Any]) -> str:
+    lines = ["# GPU check" + (" (smoke)" if res["smoke"] else ""), "", machine_line(res), ""]
+    lines += ["| section | status | s |", "|---|---|---:|"]
+    lines += [f"| {k} | {v['status']} | {v['s']:.1f} |" for k, v in res["sections"].items()]
+    for key, title in (("throughput", "Throughput per recipe family"), ("memory", "Joint vs sequential backward"),
+                       ("short_run", "Short synthetic AdvEnt run: fp32 vs bf16"), ("cli", "CLI with --device"),
+                       ("scaling", "Scaling model (not a measurement): efficiency from this step time")):
+        if res.get(key):
+            lines += ["", f"## {title}", "", md_table(res[key])]
+    for key in ("augment", "torchrun"):
+        if res.get(key):
+            lines += ["", f"## {key}", "", md_table([res[key]])]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, same code paths (CI); writes to a temp folder")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--iters", type=int, help="timed iterations per variant [default 5, smoke 1]")
+    ap.add_argument("--only", help="comma-separated sections to run")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--child-torchrun", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child_torchrun:
+        _child_torchrun(args.child_torchrun, args.device)
+        return {}
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda but CUDA is not available; use --device cpu (with --smoke)")
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")) if device.type == "cpu" else torch.get_num_threads())
+    iters = args.iters or (1 if args.smoke else 5)
+    res: dict[str, Any] = {**header(device, "benchmarks/gpu_check.py", argv), "smoke": args.smoke, "sections": {}}
+    only = set(args.only.split(",")) if args.only else None
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sections = {
+            "throughput": lambda: throughput(device, args.smoke, iters),
+            "memory": lambda: memory(device, args.smoke),
+            "short_run": lambda: short_run(device, args.smoke, work),
+            "augment": lambda: augment(device, args.smoke),
+            "cli": lambda: cli(device, work),
+            "torchrun": lambda: torchrun(device, args.smoke, work),
+            "scaling": lambda: scaling(res),
+        }
+        for name, fn in sections.items():
+            if only is not None and name not in only:
+                continue
+            t = time.perf_counter()
+            print(f"[gpu_check] {name} ...", file=sys.stderr, flush=True)
+            try:
+                res[name] = fn()
+                status = "ok"
+            except Exception as e:  # a check records every failure and goes on
+                status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                res.setdefault("errors", {})[name] = traceback.format_exc()[-4000:]
+            res["sections"][name] = {"status": status, "s": time.perf_counter() - t}
+    res["total_s"] = sum(v["s"] for v in res["sections"].values())
+    md = markdown(res)
+    write_results(out_dir(args), "gpu_check_smoke" if args.smoke else "gpu_check", res, md)
+    print(md)
+    if any(v["status"] != "ok" for v in res["sections"].values()):
+        sys.exit(1)
+    return res
+
+
+if __name__ == "__main__":
+    main()

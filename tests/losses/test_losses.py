@@ -93,13 +93,20 @@ EXAMPLES = {
     "cycle_l1": lambda: (torch.rand(2, 3, 8, 8, requires_grad=True), torch.rand(2, 3, 8, 8)),
     "identity_l1": lambda: (torch.rand(2, 3, 8, 8, requires_grad=True), torch.rand(2, 3, 8, 8)),
     "style": lambda: (torch.randn(2, 6, 4, 4, requires_grad=True), torch.randn(2, 6, 5, 5)),
+    "pixel_weighted_ce": lambda: (torch.randn(2, C, 4, 4, requires_grad=True), torch.randint(0, C, (2, 8, 8)),
+                                  torch.rand(2, 8, 8)),
+    # the student's features differ from the frozen stride-4 encoder's on thing-class (13) pixels
+    "imnet_feature_distance": lambda: (torch.randn(2, 4, 4, 4, requires_grad=True), torch.rand(2, 3, 16, 16),
+                                       torch.full((2, 16, 16), 13)),
 }
+# Factory arguments a loss needs (a frozen network for the feature distance).
+FACTORY = {"imnet_feature_distance": lambda: {"encoder": torch.nn.Conv2d(3, 4, 4, stride=4)}}
 
 
 @pytest.mark.parametrize("name", uda.list_components("loss"))
 def test_every_registered_loss_runs_and_backpropagates(name):
     assert name in EXAMPLES, f"add an example input for the new loss {name!r} to EXAMPLES"
-    loss_fn = uda.create("loss", name)
+    loss_fn = uda.create("loss", name, **FACTORY.get(name, dict)())
     args = EXAMPLES[name]()
     out = loss_fn(*args)
     assert torch.isfinite(out).all()

@@ -74,7 +74,7 @@ def test_full_cyclegan_is_two_resnet9_and_two_patchgans():
     assert n_params(cg.g_st) == n_params(cg.g_ts) == 11_378_179
     assert n_params(cg.d_t) == n_params(cg.d_s) == 2_764_737
     assert cg.pool_s.size == cg.pool_t.size == 50
-    o = TranslationConfig().translator_optim  # the stage-1 optimizer of the recipes that train a CycleGAN
+    o = TranslationConfig(translator_iters=100).translator_optim  # the stage-1 optimizer of the recipes that train a CycleGAN
     assert (o.name, o.lr, tuple(o.betas), o.schedule) == ("adam", 2e-4, (0.5, 0.999), "linear_decay")
 
 
@@ -190,7 +190,7 @@ def test_image_pool_state_dict_resumes_exactly():
 
 
 def test_cyclegan_optim_schedule():
-    o = dataclasses.replace(TranslationConfig().translator_optim, decay_start=50)  # constant, then linear to 0
+    o = dataclasses.replace(TranslationConfig(translator_iters=100).translator_optim, decay_start=50)  # constant, then linear to 0
     assert lr_factor(o, 0, 100) == 1.0 and lr_factor(o, 49, 100) == 1.0
     assert lr_factor(o, 75, 100) == pytest.approx(0.5) and lr_factor(o, 100, 100) == 0.0
 

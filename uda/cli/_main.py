@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,8 @@ def train_cmd(
     else:
         cfg = load_config(name_or_yaml, cli + list(overrides))
         run_dir = Path(out) if out else Path("runs") / cfg.name
-        prepare_run_dir(run_dir, overwrite=overwrite, move=False)  # refuse before any output
+        if not int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)):  # an elastic restart continues its own run
+            prepare_run_dir(run_dir, overwrite=overwrite, move=False)  # refuse before any output
     click.echo(f"training {cfg.name} ({cfg.recipe.name}, {cfg.trainer.max_iters} iterations) into {run_dir}", err=True)
     result = train(cfg, run_dir, resume=resume, overwrite=overwrite)
     click.echo(format_table(result))

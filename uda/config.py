@@ -81,7 +81,12 @@ class ModelConfig:
 
 @dataclass
 class OptimizerConfig:
-    """One optimizer and its schedule."""
+    """One optimizer and its schedule.
+
+    ``warmup_iters``/``warmup_ratio``: linear warm-up from ``warmup_ratio`` × the scheduled lr to it (mmcv's rule,
+    DAFormer: 1500 iterations from 1e-6); ``no_decay_keys``: parameters whose name contains one of these strings get
+    no weight decay (DAFormer: ``["norm", "pos_block"]``).
+    """
 
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 2.5e-4
@@ -95,6 +100,9 @@ class OptimizerConfig:
     decay_start: int = 0
     grad_clip: float | None = None
     faithful_duplicate_params: bool = False
+    warmup_iters: int = 0
+    warmup_ratio: float = 1e-6
+    no_decay_keys: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         top = self.lr * max(self.head_lr_mult, 1.0)

@@ -172,6 +172,9 @@ class Trainer:
                                    "options": {**cfg.data.source.options, **self.recipe.source_dataset_options()}})
         self.source_ds = build_dataset(src_cfg, labels=True, on_bad_sample=cfg.data.on_bad_sample)
         self.target_ds = build_dataset(cfg.data.target, labels=False, on_bad_sample=cfg.data.on_bad_sample)
+        wrap = getattr(self.recipe, "wrap_datasets", None)  # crops, flips, rare-class sampling
+        if wrap is not None:
+            self.source_ds, self.target_ds = wrap(self.source_ds, self.target_ds)
         self.val_ds = build_dataset(cfg.data.val, labels=True)
         kw = dict(batch_size=cfg.data.batch_size, rank=self.dist.rank, world_size=self.dist.world_size,
                   num_workers=cfg.data.num_workers, device=self.device)
@@ -386,6 +389,9 @@ class Trainer:
                 self.scaler.step(opt) if self.scaler.is_enabled() else opt.step()
             if self.scaler.is_enabled():
                 self.scaler.update()
+            after = getattr(task, "after_step", None)  # e.g. the EMA teacher update
+            if after is not None:
+                after(self.global_iter + 1)
         opts["generator_sched"].step()
         if opt_d is not None:
             opts["discriminator_sched"].step()

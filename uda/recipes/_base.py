@@ -16,7 +16,7 @@ from .._errors import CheckpointError
 from .._io import load_checkpoint
 from .._registry import create
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
-from ..engine._optim import duplicated_backbone_params
+from ..engine._optim import duplicated_backbone_params, split_no_decay
 from ..engine.stage import Stage, TranslatorTask
 from ..losses._functional import seg_ce
 from ..types import LevelInfo, SegOutput
@@ -120,6 +120,8 @@ class Recipe(nn.Module):
         groups = self.model.param_groups(cfg.lr, cfg.head_lr_mult)
         if cfg.faithful_duplicate_params:
             groups[0] = dict(groups[0], params=duplicated_backbone_params(self.model))
+        if cfg.no_decay_keys:
+            groups = split_no_decay(groups, self.model.named_parameters(), cfg.no_decay_keys)
         extra = [p for p in getattr(self.aligner, "generator_parameters", list)() if p.requires_grad]
         if extra:
             groups.append({"params": extra, "lr": cfg.lr, "lr_mult": 1.0, "name": "aligner_g"})
@@ -136,6 +138,13 @@ class Recipe(nn.Module):
 
     def trained_modules(self) -> list[nn.Module]:
         return [m for m in (self.model, self.aligner) if m is not None]
+
+    def after_step(self, step: int) -> None:
+        """Called by the loop after every applied optimizer step (``step``: the 1-based iteration); no-op here."""
+
+    def wrap_datasets(self, source: Any, target: Any) -> tuple[Any, Any]:
+        """Wrap the training datasets once after they are built (crops, rare-class sampling); identity here."""
+        return source, target
 
     def stages(self, exp: ExperimentConfig) -> list[Stage]:
         """The stages in order; the segmentation stage runs ``trainer.max_iters`` iterations."""

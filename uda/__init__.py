@@ -11,7 +11,19 @@ Example:
 __version__ = "0.1.0"
 
 # Importing the component packages registers every component by name.
-from . import alignment, configs, data, discriminators, evaluation, labels, losses, models, recipes, translators
+from . import (
+    alignment,
+    configs,
+    data,
+    discriminators,
+    evaluation,
+    labels,
+    losses,
+    models,
+    recipes,
+    selftraining,
+    translators,
+)
 from ._errors import CheckpointError, ConfigError, DataError, UdaError
 from ._registry import KINDS, create, list_components, register, registry
 from .types import LevelInfo, SegOutput
@@ -38,5 +50,6 @@ __all__ = [
     "recipes",
     "register",
     "registry",
+    "selftraining",
     "translators",
 ]

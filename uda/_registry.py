@@ -31,6 +31,7 @@ KINDS = (
     "recipe",
     "config",
     "module",
+    "teacher", "pseudo_label", "mixing", "sampler",
 )
 
 

@@ -1,0 +1,79 @@
+import pytest
+import torch
+from torch import nn
+
+import uda
+from uda._errors import ConfigError
+from uda.selftraining import EMATeacher, ema_alpha
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2), nn.Dropout(0.5))
+
+
+def test_alpha_sequence_exact():
+    assert [ema_alpha(t, 0.99) for t in range(4)] == [0.0, 0.5, 1 - 1 / 3, 0.75]
+    assert ema_alpha(99, 0.99) == pytest.approx(0.99)
+    assert ema_alpha(49, 0.99) == pytest.approx(0.98)
+    assert ema_alpha(10_000, 0.999) == 0.999
+
+
+def test_parameters_after_updates_match_hand_computed():
+    student = _net()
+    teacher = uda.create("teacher", "ema", student=student, alpha=0.6)
+    w0 = student[0].weight.detach().clone()
+    expected = w0.clone()
+    values = []
+    for step in (1, 2, 3):
+        with torch.no_grad():
+            student[0].weight.fill_(float(step))  # a known student after optimizer step `step`
+        a = teacher.update(student, step)
+        values.append(a)
+        a_ref = min(1 - 1 / (step + 1), 0.6)
+        expected = a_ref * expected + (1 - a_ref) * float(step)
+        torch.testing.assert_close(teacher.module[0].weight, expected)
+    assert values == [0.5, 0.6, 0.6]
+    # by hand: step 1 → 0.5 w0 + 0.5; step 2 → 0.6(0.5 w0 + 0.5) + 0.8; step 3 → 0.6(...) + 1.2
+    torch.testing.assert_close(teacher.module[0].weight, 0.6 * (0.6 * (0.5 * w0 + 0.5) + 0.8) + 1.2)
+    assert student[0].weight.requires_grad and not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_eval_mode_kept_and_forward_no_grad():
+    student = _net()
+    teacher = EMATeacher(student)
+    teacher.train()
+    assert not teacher.training and not any(m.training for m in teacher.modules())
+    x = torch.randn(2, 1, 4, 4, requires_grad=True)
+    y = teacher(x)
+    assert not y.requires_grad
+    torch.testing.assert_close(teacher(x), y)  # dropout is off: deterministic
+
+
+def test_buffers_modes():
+    student = _net()
+    with torch.no_grad():
+        student[1].running_mean.fill_(2.0)
+        student[1].num_batches_tracked.fill_(7)
+    ema, cp, keep = (EMATeacher(_net(), alpha=0.9, buffers=b) for b in ("ema", "copy", "keep"))
+    for t in (ema, cp, keep):
+        t.update(student, 1)  # α_1 = 0.5; teacher running_mean starts at 0
+    assert torch.equal(ema.module[1].running_mean, torch.full((2,), 1.0))
+    assert torch.equal(cp.module[1].running_mean, torch.full((2,), 2.0))
+    assert torch.equal(keep.module[1].running_mean, torch.zeros(2))
+    assert all(int(t.module[1].num_batches_tracked) == 7 for t in (ema, cp, keep))
+
+
+def test_state_dict_round_trip_and_bad_input():
+    student = _net()
+    teacher = EMATeacher(student, alpha=0.99)
+    teacher.update(student, 5)
+    other = EMATeacher(_net())
+    other.load_state_dict(teacher.state_dict())
+    torch.testing.assert_close(other.module[0].weight, teacher.module[0].weight)
+    with pytest.raises(ConfigError, match="alpha"):
+        EMATeacher(student, alpha=1.5)
+    with pytest.raises(ConfigError, match="buffers"):
+        EMATeacher(student, buffers="avg")
+    with pytest.raises(ConfigError, match="student"):
+        teacher.update(nn.Linear(1, 1), 2)

@@ -1,0 +1,119 @@
+"""The exponential-moving-average (mean) teacher of self-training UDA.
+
+Papers: Tarvainen & Valpola, "Mean teachers are better role models", NeurIPS 2017; Tranheden et al., "DACS:
+Domain Adaptation via Cross-domain Mixed Sampling", WACV 2021 (α = 0.99); Hoyer et al., "DAFormer: Improving
+Network Architectures and Training Strategies for Domain-Adaptive Semantic Segmentation", CVPR 2022 (α = 0.999).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._errors import ConfigError
+from .._registry import register
+
+BUFFER_MODES = ("ema", "copy", "keep")
+
+
+def ema_alpha(step: int, alpha: float) -> float:
+    """The teacher's momentum after optimizer step ``step``: ``min(1 − 1/(step + 1), alpha)``.
+
+    Step 0 gives 0 (the teacher becomes a copy of the student), step 1 gives 0.5, step 2 gives 2/3, …, until the
+    ramp reaches ``alpha``.
+
+    Example:
+        >>> [round(ema_alpha(t, 0.99), 4) for t in (0, 1, 2, 99, 1000)]
+        [0.0, 0.5, 0.6667, 0.99, 0.99]
+    """
+    return min(1.0 - 1.0 / (step + 1), alpha)
+
+
+@register("teacher", "ema")
+class EMATeacher(nn.Module):
+    """A frozen, always-eval copy of a student network, updated as an exponential moving average of it.
+
+    The teacher is a deep copy of ``student`` taken at construction (step 0), with ``requires_grad=False`` on every
+    parameter, so a recipe carries it (moved to the device, checkpointed with the recipe, never optimized).
+    ``train()`` is overridden to keep it in eval mode: dropout and drop-path are off and batch norm uses its
+    running statistics. ``forward`` runs under ``torch.no_grad()``.
+
+    ``update(student, step)`` sets every parameter to ``α_t·teacher + (1 − α_t)·student`` with
+    ``α_t = min(1 − 1/(step + 1), alpha)``; call it after the optimizer step ``step`` (1-based: the recipe's
+    ``after_step(step)`` hook), which is when and how the original DAFormer code updates its teacher.
+
+    Buffers (batch-norm running mean/var): the originals average parameters only and run the teacher with
+    batch statistics; our teacher is in eval mode, so its running statistics are used and must follow the
+    student. ``buffers="ema"`` (default) averages floating-point buffers with the same α_t; ``"copy"`` copies the
+    student's; ``"keep"`` leaves them (the originals' parameters-only update). Integer buffers
+    (``num_batches_tracked``) are always copied.
+
+    Args:
+        student: the network to follow (not modified).
+        alpha: the EMA momentum ceiling, 0.99 (DACS) or 0.999 (DAFormer).
+        buffers: ``"ema"``, ``"copy"`` or ``"keep"`` (see above).
+
+    Shape:
+        Whatever the student takes and returns.
+
+    Example:
+        >>> import torch, uda
+        >>> student = torch.nn.Linear(2, 1)
+        >>> teacher = uda.create("teacher", "ema", student=student, alpha=0.99)
+        >>> teacher.update(student, step=1)  # in the recipe's after_step(step); returns α_t
+        0.5
+        >>> teacher.training, teacher(torch.zeros(1, 2)).requires_grad
+        (False, False)
+    """
+
+    def __init__(self, student: nn.Module, *, alpha: float = 0.999, buffers: str = "ema") -> None:
+        super().__init__()
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"EMA teacher: alpha must lie in [0, 1], got {alpha}")
+        if buffers not in BUFFER_MODES:
+            raise ConfigError(f"EMA teacher: buffers must be one of {', '.join(BUFFER_MODES)}, got {buffers!r}")
+        self.alpha, self.buffers = float(alpha), buffers
+        self.module = copy.deepcopy(student)
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> EMATeacher:
+        """Keep the teacher in eval mode whatever ``mode`` says."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+    @torch.no_grad()
+    def update(self, student: nn.Module, step: int) -> float:
+        """Move the teacher toward ``student`` after optimizer step ``step``; returns the α_t used.
+
+        Raises:
+            ConfigError: when ``student`` does not have the teacher's parameters and buffers.
+        """
+        a = ema_alpha(int(step), self.alpha)
+        t_params, s_params = list(self.module.parameters()), list(student.parameters())
+        t_bufs, s_bufs = list(self.module.buffers()), list(student.buffers())
+        if len(t_params) != len(s_params) or len(t_bufs) != len(s_bufs):
+            raise ConfigError("EMA teacher: the student's parameters/buffers differ from the teacher's; "
+                              "build the teacher from this student")  # fmt: skip
+        tp = [p.data for p in t_params]
+        sp = [p.data.to(p.dtype) for p in s_params]
+        torch._foreach_mul_(tp, a)
+        torch._foreach_add_(tp, sp, alpha=1.0 - a)
+        for tb, sb in zip(t_bufs, s_bufs):
+            if not tb.dtype.is_floating_point:
+                tb.copy_(sb)
+            elif self.buffers == "ema":
+                tb.mul_(a).add_(sb.to(tb.dtype), alpha=1.0 - a)
+            elif self.buffers == "copy":
+                tb.copy_(sb)
+        return a
+
+
+__all__ = ["EMATeacher", "ema_alpha"]

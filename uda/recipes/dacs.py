@@ -118,7 +118,8 @@ class DACS(Recipe):
         self.augment = _strong_augmentation(cfg) if cfg.strong_augmentation else None
         self.fd_encoder: nn.Module | None = None
         if cfg.fd_weight:
-            self.fd_level = cfg.fd_level or list(self.feature_info)[-1]
+            levels = [k for k in self.feature_info if k not in ("logits", "aux")]
+            self.fd_level = cfg.fd_level or levels[-1]
             self.fd_encoder = copy.deepcopy(model)  # the ImageNet-initialised network, frozen
             for p in self.fd_encoder.parameters():
                 p.requires_grad_(False)

@@ -4,6 +4,7 @@ augmentation, rare-class sampling, random crop + flip, ImageNet feature distance
 See the "Self-training components" docs page.
 """
 
+from .augment import StrongAugmentation, blur_kernel_size
 from .ema import EMATeacher, ema_alpha
 from .mixing import ClassMix, class_masks, mix
 from .pseudo_label import PixelWeightedCE, PseudoLabeler, pixel_weighted_ce
@@ -13,6 +14,8 @@ __all__ = [
     "EMATeacher",
     "PixelWeightedCE",
     "PseudoLabeler",
+    "StrongAugmentation",
+    "blur_kernel_size",
     "class_masks",
     "ema_alpha",
     "mix",

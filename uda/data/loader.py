@@ -188,9 +188,14 @@ class InfiniteLoader:
         if self.num_workers > 0:
             kw = {"worker_init_fn": _WorkerInit(self.seed, self.rank), "prefetch_factor": self.prefetch_factor,
                   "persistent_workers": False}  # fmt: skip
+        # Its own generator: creating the iterator (at start and again after a resume) must not draw from torch's
+        # global RNG, which a recipe's step uses (mixing masks, augmentation) and the checkpoint restores.
+        gen = torch.Generator()
+        gen.manual_seed(self.seed * 1000 + self.rank)
         loader = DataLoader(
             self.dataset,
             batch_sampler=self.sampler(),
+            generator=gen,
             num_workers=self.num_workers,
             collate_fn=_collate,
             pin_memory=cuda,

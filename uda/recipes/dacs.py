@@ -159,12 +159,13 @@ class DACS(Recipe):
         self.teacher.update(self.model, step)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # The parameters already agree (all-reduced gradients); batch-norm statistics are per rank.
-            bufs = [b for b in self.teacher.buffers() if b.dtype.is_floating_point]
+            bufs = [b for b in self.teacher.module.buffers() if b.dtype.is_floating_point]
             if bufs:
                 flat = torch.cat([b.reshape(-1) for b in bufs])
                 torch.distributed.all_reduce(flat)
                 flat /= torch.distributed.get_world_size()
-                torch._foreach_copy_(bufs, list(flat.split([b.numel() for b in bufs])))  # type: ignore[attr-defined]
+                for b, avg in zip(bufs, flat.split([b.numel() for b in bufs])):
+                    b.copy_(avg.view_as(b))
 
     def trained_modules(self) -> list[nn.Module]:
         return [self.model]

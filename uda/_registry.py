@@ -31,7 +31,10 @@ KINDS = (
     "recipe",
     "config",
     "module",
-    "teacher", "pseudo_label", "mixing", "sampler",
+    "teacher",
+    "pseudo_label",
+    "mixing",
+    "sampler",
 )
 
 

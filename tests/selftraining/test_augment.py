@@ -44,8 +44,8 @@ def test_batch_level_decision_rate():
     aug = StrongAugmentation(blur=False)  # jitter with probability 0.8
     x = torch.rand(1, 3, 4, 4)
     torch.manual_seed(0)
-    changed = sum(not torch.equal(aug(x), x) for _ in range(400))
-    assert 290 < changed < 350  # 320 expected
+    changed = sum(not torch.equal(aug(x), x) for _ in range(200))
+    assert 135 < changed < 185  # 160 expected
 
 
 def test_bad_probability():

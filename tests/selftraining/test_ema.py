@@ -77,3 +77,12 @@ def test_state_dict_round_trip_and_bad_input():
         EMATeacher(student, buffers="avg")
     with pytest.raises(ConfigError, match="student"):
         teacher.update(nn.Linear(1, 1), 2)
+
+
+def test_dacs_convention_step_minus_one_copies_first():
+    student = _net()
+    teacher = EMATeacher(student, alpha=0.99)
+    with torch.no_grad():
+        student[0].weight.add_(3.0)
+    assert teacher.update(student, 0) == 0.0  # DACS: first update after optimizer step 1, iteration index 0
+    torch.testing.assert_close(teacher.module[0].weight, student[0].weight)

@@ -68,3 +68,7 @@ def test_ce_upsamples_logits_bilinear():
     up = torch.nn.functional.interpolate(logits, size=(4, 4), mode="bilinear", align_corners=False)
     ref = torch.nn.functional.cross_entropy(up, labels)
     torch.testing.assert_close(pixel_weighted_ce(logits, labels), ref)
+    up_t = torch.nn.functional.interpolate(logits, size=(4, 4), mode="bilinear", align_corners=True)
+    ce_t = uda.create("loss", "pixel_weighted_ce", align_corners=True)
+    torch.testing.assert_close(ce_t(logits, labels), torch.nn.functional.cross_entropy(up_t, labels))
+    assert not torch.allclose(ce_t(logits, labels), ref)

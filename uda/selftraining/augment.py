@@ -42,7 +42,7 @@ class StrongAugmentation(nn.Module):
     i.e. with probability 0.8: our default ``jitter_p=0.8`` is what they run.
 
     Args:
-        jitter: colour-jitter strength, 0.2.
+        jitter: colour-jitter strength, 0.2 (DAFormer; the original DACS code runs 0.25).
         jitter_p: probability that the batch is jittered (0.8, the originals' behaviour).
         blur: whether to blur at all.
         blur_p: probability that the batch is blurred (0.5 in the originals).

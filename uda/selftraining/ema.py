@@ -43,7 +43,9 @@ class EMATeacher(nn.Module):
 
     ``update(student, step)`` sets every parameter to ``α_t·teacher + (1 − α_t)·student`` with
     ``α_t = min(1 − 1/(step + 1), alpha)``; call it after the optimizer step ``step`` (1-based: the recipe's
-    ``after_step(step)`` hook), which is when and how the original DAFormer code updates its teacher.
+    ``after_step(step)`` hook), which is when and how the original DAFormer code updates its teacher. The
+    original DACS code passes its 0-based iteration instead: ``update(student, step - 1)`` reproduces it (its first
+    update copies the student).
 
     Buffers (batch-norm running mean/var): the originals average parameters only and run the teacher with
     batch statistics; our teacher is in eval mode, so its running statistics are used and must follow the

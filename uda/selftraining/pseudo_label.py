@@ -45,8 +45,9 @@ class PseudoLabeler(nn.Module):
         threshold: confidence threshold, 0.968 in DACS and DAFormer.
         margins: rows/columns whose weight is 0: ``(top, bottom)`` or ``(top, bottom, left, right)``;
             DAFormer ``(15, 120)``, HRDA ``(30, 240, 30, 30)``; ``None`` for none.
-        size: ``(H, W)`` to resize the logits to first (bilinear, ``align_corners=False``), or ``None`` to keep
-            them (the original computes pseudo-labels at the input image's size).
+        size: ``(H, W)`` to resize the logits to first (bilinear), or ``None`` to keep them (the originals
+            compute pseudo-labels at the input image's size).
+        align_corners: of that resize: ``False`` as DAFormer, ``True`` as the original DACS code.
 
     Returns:
         ``(labels, weights)``: labels (B, H, W) int64, weights (B, H, W) float.
@@ -68,9 +69,10 @@ class PseudoLabeler(nn.Module):
         threshold: float = 0.968,
         margins: int | Sequence[int] | None = None,
         size: Sequence[int] | None = None,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
-        self.threshold = float(threshold)
+        self.threshold, self.align_corners = float(threshold), bool(align_corners)
         self.margins = _margins(margins)
         self.size = tuple(size) if size is not None else None
 
@@ -78,7 +80,7 @@ class PseudoLabeler(nn.Module):
     def forward(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = logits.detach().float()
         if self.size is not None and tuple(logits.shape[-2:]) != self.size:
-            logits = F.interpolate(logits, size=self.size, mode="bilinear", align_corners=False)
+            logits = F.interpolate(logits, size=self.size, mode="bilinear", align_corners=self.align_corners)
         prob, labels = torch.softmax(logits, dim=1).max(dim=1)
         confident = (prob >= self.threshold).float().mean()
         weights = confident.expand_as(prob).clone()
@@ -95,17 +97,24 @@ class PseudoLabeler(nn.Module):
 
 
 def pixel_weighted_ce(
-    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None, *, ignore_index: int = IGNORE_INDEX
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    *,
+    ignore_index: int = IGNORE_INDEX,
+    align_corners: bool = False,
 ) -> torch.Tensor:
     """Cross-entropy per pixel × its weight, averaged over ALL pixels (ignored ones count as 0), as mmseg 0.x.
 
-    The logits are resized to the labels' size first (bilinear, ``align_corners=False``, as the DAFormer head).
+    The logits are resized to the labels' size first (bilinear; ``align_corners=False`` as the DAFormer head,
+    ``True`` as the original DACS code).
 
     Args:
         logits: (B, C, h, w).
         labels: (B, H, W) int64, ``ignore_index`` ignored.
         weights: (B, H, W) float or ``None`` (all 1).
         ignore_index: label value contributing 0.
+        align_corners: of the logits' resize.
 
     Returns:
         A scalar.
@@ -117,7 +126,7 @@ def pixel_weighted_ce(
         0.5199
     """
     if logits.shape[-2:] != labels.shape[-2:]:
-        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=align_corners)
     loss = F.cross_entropy(logits.float(), labels, reduction="none", ignore_index=ignore_index)
     if weights is not None:
         loss = loss * weights
@@ -130,6 +139,7 @@ class PixelWeightedCE(nn.Module):
 
     Args:
         ignore_index: label value contributing 0.
+        align_corners: of the logits' resize to the label size (``False``: DAFormer; ``True``: DACS).
 
     Shape:
         logits (B, C, h, w), labels (B, H, W), weights (B, H, W) or ``None`` → scalar.
@@ -141,12 +151,14 @@ class PixelWeightedCE(nn.Module):
         torch.Size([])
     """
 
-    def __init__(self, *, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(self, *, ignore_index: int = IGNORE_INDEX, align_corners: bool = False) -> None:
         super().__init__()
-        self.ignore_index = ignore_index
+        self.ignore_index, self.align_corners = ignore_index, bool(align_corners)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        return pixel_weighted_ce(logits, labels, weights, ignore_index=self.ignore_index)
+        return pixel_weighted_ce(
+            logits, labels, weights, ignore_index=self.ignore_index, align_corners=self.align_corners
+        )
 
 
 __all__ = ["PixelWeightedCE", "PseudoLabeler", "pixel_weighted_ce"]

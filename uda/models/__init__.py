@@ -4,6 +4,7 @@
 - ``timm_deeplab`` / ``timm_tiny``: any timm backbone with a DeepLab-style head.
 - ``smp`` / ``smp_tiny``: segmentation-models-pytorch architectures.
 - ``daformer_mitb0`` … ``daformer_mitb5`` / ``daformer_tiny``: MiT + DAFormer head (DAFormer).
+- ``hrda`` / ``hrda_mitb5`` / ``hrda_tiny``: HRDA multi-resolution wrapper around any of them.
 - ``fru`` (kind ``module``): the feature reinforcement unit of MLFA.
 """
 
@@ -13,15 +14,18 @@ from ._weights import LoadReport, load_weights, save_weights
 from .daformer import DAFormer, DAFormerHead, daformer_mitb5, daformer_tiny
 from .deeplabv2 import ClassifierV2, DeepLabV2, deeplabv2, deeplabv2_tiny
 from .fru import FeatureReinforcementUnit
+from .hrda import HRDA, HRDAOutput, hrda, hrda_mitb5, hrda_tiny
 from .smp_models import SmpModel
 from .timm_models import TimmDeepLab
 
 __all__ = [
+    "HRDA",
     "ClassifierV2",
     "DAFormer",
     "DAFormerHead",
     "DeepLabV2",
     "FeatureReinforcementUnit",
+    "HRDAOutput",
     "InputNormalizer",
     "LoadReport",
     "Normalization",
@@ -33,6 +37,9 @@ __all__ = [
     "daformer_tiny",
     "deeplabv2",
     "deeplabv2_tiny",
+    "hrda",
+    "hrda_mitb5",
+    "hrda_tiny",
     "load_weights",
     "save_weights",
 ]

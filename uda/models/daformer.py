@@ -278,6 +278,8 @@ class DAFormer(UdaSegmentationModel):
         drop_path_rate: encoder stochastic depth (0.1).
         bn_mode: head BatchNorm mode (``"train"``: DAFormer trains it).
         normalization: input normalization.
+        activation_checkpointing: recompute each encoder block in the backward pass (less memory, about one
+            more encoder forward of time); the attribute can be switched at any time.
 
     Shape:
         - input: (B, 3, H, W) RGB in [0, 1], H and W at least 32
@@ -306,6 +308,7 @@ class DAFormer(UdaSegmentationModel):
         drop_path_rate: float = 0.1,
         bn_mode: BNMode = "train",
         normalization: str = "imagenet",
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__(num_classes, normalization, bn_mode)
         self.variant = variant
@@ -315,13 +318,26 @@ class DAFormer(UdaSegmentationModel):
         self.feature_info = {f"stage{i + 1}": LevelInfo(c, s) for i, (c, s) in enumerate(zip(dims, MIT_STRIDES))}
         self.feature_info["logits"] = LevelInfo(num_classes, 4)
         self.checkpoint_key = "model"
+        self.activation_checkpointing = activation_checkpointing
         self.apply_bn_mode()
         self.train()
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The four MiT stage outputs of a normalized input."""
+        """The four MiT stage outputs of a normalized input (each transformer block recomputed in the backward
+        pass when ``activation_checkpointing`` is on and gradients are enabled)."""
         self.check_input_size(x)
-        return list(self.encoder.forward_features(x))
+        if not (self.activation_checkpointing and torch.is_grad_enabled()):
+            return list(self.encoder.forward_features(x))
+        from torch.utils.checkpoint import checkpoint
+
+        enc, outs = self.encoder, []
+        for i in range(1, 5):
+            x = getattr(enc, f"patch_embed{i}")(x)
+            for block in getattr(enc, f"block{i}"):
+                x = checkpoint(block, x, use_reentrant=False)
+            x = getattr(enc, f"norm{i}")(x).contiguous()
+            outs.append(x)
+        return outs
 
     def forward_normalized(self, x: torch.Tensor) -> SegOutput:
         feats = self.encode(x)
@@ -394,6 +410,7 @@ _FACTORY_DOC = """DAFormer with a MiT-{b} encoder (Hoyer et al., CVPR 2022), ran
         drop_path_rate: encoder stochastic depth.
         bn_mode: head BatchNorm mode.
         normalization: input normalization (default ``"imagenet"``).
+        activation_checkpointing: recompute encoder blocks in the backward pass to save memory.
 
     Returns:
         A [DAFormer][uda.models.daformer.DAFormer].
@@ -411,6 +428,7 @@ def _factory(b: str):
         drop_path_rate: float = 0.1,
         bn_mode: BNMode = "train",
         normalization: str | None = None,
+        activation_checkpointing: bool = False,
     ) -> DAFormer:
         return _build(
             f"mit_{b}",
@@ -422,6 +440,7 @@ def _factory(b: str):
             drop_path_rate=drop_path_rate,
             bn_mode=bn_mode,
             normalization=normalization,
+            activation_checkpointing=activation_checkpointing,
         )
 
     factory.__name__ = factory.__qualname__ = f"daformer_mit{b}"
@@ -448,6 +467,7 @@ def daformer_tiny(
     drop_path_rate: float = 0.0,
     bn_mode: BNMode = "train",
     normalization: str | None = None,
+    activation_checkpointing: bool = False,
 ) -> DAFormer:
     """Tiny DAFormer (same code; MiT with channels 8/16/32/64, one block per stage, 32-channel head) for tests
     and CPU demos; inputs at least 32×32.
@@ -461,6 +481,7 @@ def daformer_tiny(
         drop_path_rate: encoder stochastic depth (0 for deterministic tests).
         bn_mode: head BatchNorm mode.
         normalization: input normalization (default ``"imagenet"``).
+        activation_checkpointing: recompute encoder blocks in the backward pass to save memory.
 
     Returns:
         A [DAFormer][uda.models.daformer.DAFormer].
@@ -480,4 +501,5 @@ def daformer_tiny(
         drop_path_rate=drop_path_rate,
         bn_mode=bn_mode,
         normalization=normalization,
+        activation_checkpointing=activation_checkpointing,
     )

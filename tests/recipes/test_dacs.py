@@ -94,7 +94,7 @@ def test_after_step_is_the_ema_update_and_teacher_is_carried():
 
 def test_feature_distance_encoder_is_frozen_imagenet_copy_and_masked():
     recipe = _recipe(fd_weight=0.5, fd_classes=[1], strong_augmentation=False)
-    assert recipe.fd_level == "layer4" and not any(p.requires_grad for p in recipe.fd_encoder.parameters())
+    assert recipe.fd_level == "layer4" and not any(p.requires_grad for p in recipe.feature_distance.frozen.parameters())
     src, tgt = _batch()
     src["label"][:] = 0
     losses, _ = recipe.generator_losses(src, tgt)
@@ -105,7 +105,7 @@ def test_feature_distance_encoder_is_frozen_imagenet_copy_and_masked():
     assert float(recipe.generator_losses(src, tgt)[0]["fd"]) == 0.0  # no pixel of class 1
     src["label"][:] = 1
     out = recipe.model(src["image"]).features["layer4"]
-    ref = recipe.fd_encoder(src["image"]).features["layer4"]
+    ref = recipe.feature_distance.frozen(src["image"]).features["layer4"]
     expect = 0.5 * torch.norm(out - ref, dim=1).mean()
     torch.testing.assert_close(recipe.generator_losses(src, tgt)[0]["fd"], expect, rtol=1e-5, atol=1e-7)
 
@@ -164,3 +164,19 @@ def _assert_same(a, b, where):
             _assert_same(x, y, f"{where}[{i}]")
     else:
         assert a == b, where
+
+
+def test_wrap_datasets_installs_crops_flip_and_rare_class_sampling(tmp_path, monkeypatch):
+    monkeypatch.setenv("UDA_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = _tiny("daformer_synthetic", "recipe.crop=32x32", "recipe.rcs=true", "recipe.rcs_min_pixels=10",
+                "trainer.max_iters=1")
+    tr = Trainer(cfg, tmp_path / "run")
+    tr.build()
+    from uda.selftraining import RandomCropFlip, RareClassSampling
+
+    assert isinstance(tr.source_ds, RareClassSampling) and isinstance(tr.target_ds, RandomCropFlip)
+    src, tgt = next(tr.source_iter), next(tr.target_iter)
+    assert src["image"].shape[-2:] == (32, 32) and src["label"].shape[-2:] == (32, 32)
+    assert tgt["image"].shape[-2:] == (32, 32)
+    tr.fit()
+    assert any((tmp_path / "cache" / "rcs").glob("*.json"))  # class statistics computed on first use, cached

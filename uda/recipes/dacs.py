@@ -21,7 +21,6 @@ recipe, saved in its checkpoint, never optimized, always in eval mode.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,12 +30,18 @@ from torch import nn
 
 from .._registry import register
 from ..config import RecipeConfig, parse_size
-from ..selftraining import ClassMix, EMATeacher, PseudoLabeler, pixel_weighted_ce
+from ..selftraining import (
+    ClassMix,
+    EMATeacher,
+    ImageNetFeatureDistance,
+    PseudoLabeler,
+    RandomCropFlip,
+    RareClassSampling,
+    StrongAugmentation,
+    pixel_weighted_ce,
+)
+from ..selftraining.feature_distance import THING_CLASSES
 from ._base import Recipe
-
-#: Cityscapes trainIds of the "thing" classes the ImageNet feature distance is restricted to (pole, light,
-#: sign, person, rider, car, truck, bus, train, motorcycle, bicycle — DAFormer's choice: 6, 7, 11–18).
-THING_CLASSES = [6, 7, 11, 12, 13, 14, 15, 16, 17, 18]
 
 
 @dataclass
@@ -54,7 +59,8 @@ class DACSConfig(RecipeConfig):
         strong_augmentation: colour jitter + Gaussian blur of the mixed image.
         augmentation_options: options of the strong augmentation (defaults: strength 0.2 with probability 0.2).
         fd_weight: λ of the ImageNet feature distance (0 = off; DAFormer 0.005).
-        fd_classes: trainIds the feature distance is restricted to (``[]`` = every pixel).
+        fd_classes: trainIds the feature distance is restricted to (``null`` = every pixel; DAFormer: the thing
+            classes 6, 7, 11–18).
         fd_scale_ratio: a feature pixel keeps its label when the class covers this share of its block (0.75).
         fd_level: feature level compared (``None``: the model's last level).
         crop: random ``WxH`` training crops of source and target (``None``: whole images).
@@ -75,7 +81,7 @@ class DACSConfig(RecipeConfig):
     strong_augmentation: bool = True
     augmentation_options: dict[str, Any] = field(default_factory=dict)
     fd_weight: float = 0.0
-    fd_classes: list[int] = field(default_factory=lambda: list(THING_CLASSES))
+    fd_classes: list[int] | None = field(default_factory=lambda: list(THING_CLASSES))
     fd_scale_ratio: float = 0.75
     fd_level: str | None = None
     crop: str | None = None
@@ -115,21 +121,22 @@ class DACS(Recipe):
         self.teacher = EMATeacher(model, alpha=cfg.alpha, buffers=cfg.teacher_buffers)
         self.pseudo_labeler = PseudoLabeler(threshold=cfg.pseudo_threshold, margins=list(cfg.pseudo_margins))
         self.classmix = ClassMix(choice=cfg.mix_classes)
-        self.augment = _strong_augmentation(cfg) if cfg.strong_augmentation else None
-        self.fd_encoder: nn.Module | None = None
+        self.augment = StrongAugmentation(**cfg.augmentation_options) if cfg.strong_augmentation else None
+        self.feature_distance: ImageNetFeatureDistance | None = None
         if cfg.fd_weight:
             levels = [k for k in self.feature_info if k not in ("logits", "aux")]
             self.fd_level = cfg.fd_level or levels[-1]
-            self.fd_encoder = copy.deepcopy(model)  # the ImageNet-initialised network, frozen
-            for p in self.fd_encoder.parameters():
-                p.requires_grad_(False)
+            # the network as built (ImageNet-initialised), frozen: a carried module
+            self.feature_distance = ImageNetFeatureDistance(model, weight=cfg.fd_weight, classes=cfg.fd_classes,
+                                                            ratio=cfg.fd_scale_ratio, level=self.fd_level,
+                                                            num_classes=self.num_classes)
 
     # --- the update ------------------------------------------------------------------------------------
     def generator_losses(self, src: dict, tgt: dict) -> tuple[dict[str, torch.Tensor], Any]:
         out_s = self.model(src["image"])
         losses = {"seg": pixel_weighted_ce(out_s.logits, src["label"])}
-        if self.fd_encoder is not None:
-            losses["fd"] = self.cfg.fd_weight * self.feature_distance(out_s, src)
+        if self.feature_distance is not None:
+            losses["fd"] = self.feature_distance(out_s.features[self.fd_level], src["image"], src["label"])
         with torch.no_grad():
             logits_t = self.teacher(tgt["image"]).logits
             pseudo, weight = self.pseudo_labeler(_resize(logits_t, tgt["image"].shape[-2:]))
@@ -140,18 +147,6 @@ class DACS(Recipe):
         out_m = self.model(mixed)
         losses["mix"] = pixel_weighted_ce(out_m.logits, mixed_label, mixed_weight)
         return losses, None
-
-    def feature_distance(self, out_s: Any, src: dict) -> torch.Tensor:
-        """Mean L2 distance between the student's and the frozen ImageNet encoder's ``fd_level`` features."""
-        feat = out_s.features[self.fd_level]
-        with torch.no_grad():
-            ref = self.fd_encoder(src["image"]).features[self.fd_level]
-        dist = torch.norm(feat.float() - ref.float(), dim=1)  # (B, h, w)
-        if not self.cfg.fd_classes:
-            return dist.mean()
-        mask = _thing_mask(src["label"], feat.shape[-2:], self.cfg.fd_classes, self.cfg.fd_scale_ratio,
-                           self.num_classes)
-        return (dist * mask).sum() / mask.sum().clamp_min(1.0)
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:
@@ -173,7 +168,7 @@ class DACS(Recipe):
     # --- data ------------------------------------------------------------------------------------------
     def wrap_datasets(self, source: Any, target: Any) -> tuple[Any, Any]:
         """Random crops + flip of both domains and, with ``rcs``, rare-class sampling of the source."""
-        return _wrap_datasets(self.cfg, source, target)
+        return _wrap_datasets(self.cfg, source, target, self.num_classes)
 
 
 def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -182,27 +177,14 @@ def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     return F.interpolate(x.float(), size=tuple(size), mode="bilinear", align_corners=False)
 
 
-def _thing_mask(label: torch.Tensor, size: tuple[int, ...], classes: list[int], ratio: float,
-                num_classes: int) -> torch.Tensor:
-    """(B, h, w) 1 where the block's majority class covers ≥ ``ratio`` of it and is one of ``classes``."""
-    h, w = int(size[0]), int(size[1])
-    lab = label.clone()
-    lab[(lab < 0) | (lab >= num_classes)] = num_classes
-    onehot = F.one_hot(lab, num_classes + 1).permute(0, 3, 1, 2).float()
-    share = F.adaptive_avg_pool2d(onehot, (h, w))
-    frac, cls = share.max(dim=1)
-    keep = (frac >= ratio) & torch.isin(cls, torch.tensor(classes, device=cls.device))
-    return keep.float()
-
-
-def _strong_augmentation(cfg: DACSConfig) -> nn.Module:
-    from .._registry import create
-
-    return create("augmentation", "dacs_strong", **cfg.augmentation_options)
-
-
-def _wrap_datasets(cfg: DACSConfig, source: Any, target: Any) -> tuple[Any, Any]:
+def _wrap_datasets(cfg: DACSConfig, source: Any, target: Any, num_classes: int) -> tuple[Any, Any]:
     crop = parse_size(cfg.crop, "recipe.crop")
-    if crop is None and not cfg.rcs:
-        return source, target
-    raise NotImplementedError
+    seed = torch.initial_seed()  # the loop seeds torch with trainer.seed before it builds the recipe and datasets
+    flip = 0.5 if cfg.flip else 0.0
+    if crop is not None:
+        source = RandomCropFlip(source, size=crop, cat_max_ratio=cfg.cat_max_ratio, flip=flip, seed=seed)
+        target = RandomCropFlip(target, size=crop, flip=flip, seed=seed + 7919)
+    if cfg.rcs:
+        source = RareClassSampling(source, num_classes=num_classes, temperature=cfg.rcs_temperature,
+                                   min_pixels=cfg.rcs_min_pixels, min_crop_ratio=cfg.rcs_min_crop_ratio, seed=seed)
+    return source, target

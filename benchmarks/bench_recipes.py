@@ -34,7 +34,7 @@ from uda.engine import Trainer
 from uda.evaluation import evaluate
 
 SMOKE = ["data.source.size=64x32", "data.target.size=64x32", "data.val.size=64x32", "eval.size=64x32",
-         "data.val.options.num=2", "trainer.max_iters=2", "model.options.width=4"]
+         "data.val.options.num=2", "trainer.max_iters=2"]
 
 
 def run(name: str, seed: int, smoke: bool, workdir: Path) -> dict:
@@ -42,6 +42,7 @@ def run(name: str, seed: int, smoke: bool, workdir: Path) -> dict:
     over = [f"trainer.seed={seed}", "trainer.tensorboard=false", "trainer.log_every=100"]
     if smoke:
         over += SMOKE + (["recipe.translator_iters=1"] if hasattr(cfg.recipe, "translator_iters") else [])
+        over += ["model.options.width=4"] if cfg.model.name == "deeplabv2_tiny" else []
         if getattr(cfg.recipe, "feature_alignment", None) == "multilevel":
             over = [o.replace("64x32", "128x64") for o in over]
     cfg = load_config(name, over)

@@ -41,6 +41,7 @@ from ..selftraining import (
     pixel_weighted_ce,
 )
 from ..selftraining.feature_distance import THING_CLASSES
+from ..types import LevelInfo
 from ._base import Recipe
 
 
@@ -116,8 +117,9 @@ class DACS(Recipe):
 
     Config = DACSConfig
 
-    def __init__(self, cfg: DACSConfig, model: nn.Module, **kw: Any) -> None:
-        super().__init__(cfg, model, **kw)
+    def __init__(self, cfg: DACSConfig, model: nn.Module, *, num_classes: int,
+                 feature_info: dict[str, LevelInfo] | None = None) -> None:
+        super().__init__(cfg, model, num_classes=num_classes, feature_info=feature_info)
         self.teacher = EMATeacher(model, alpha=cfg.alpha, buffers=cfg.teacher_buffers)
         self.pseudo_labeler = PseudoLabeler(threshold=cfg.pseudo_threshold, margins=list(cfg.pseudo_margins))
         self.classmix = ClassMix(choice=cfg.mix_classes)

@@ -169,7 +169,7 @@ def _assert_same(a, b, where):
 def test_wrap_datasets_installs_crops_flip_and_rare_class_sampling(tmp_path, monkeypatch):
     monkeypatch.setenv("UDA_CACHE_DIR", str(tmp_path / "cache"))
     cfg = _tiny("daformer_synthetic", "recipe.crop=32x32", "recipe.rcs=true", "recipe.rcs_min_pixels=10",
-                "trainer.max_iters=1")
+                "recipe.fd_weight=0.005", "recipe.fd_classes=null", "recipe.pseudo_margins=[2,4,0,0]", "trainer.max_iters=2")
     tr = Trainer(cfg, tmp_path / "run")
     tr.build()
     from uda.selftraining import RandomCropFlip, RareClassSampling
@@ -179,4 +179,5 @@ def test_wrap_datasets_installs_crops_flip_and_rare_class_sampling(tmp_path, mon
     assert src["image"].shape[-2:] == (32, 32) and src["label"].shape[-2:] == (32, 32)
     assert tgt["image"].shape[-2:] == (32, 32)
     tr.fit()
+    assert sorted(tr.last_losses) == ["fd", "mix", "seg"] and tr.last_losses["fd"] > 0  # every DAFormer part ran
     assert any((tmp_path / "cache" / "rcs").glob("*.json"))  # class statistics computed on first use, cached

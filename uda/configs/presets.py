@@ -128,8 +128,9 @@ def _tiny_self_training(cfg: ExperimentConfig, daformer: bool) -> None:
     if daformer:
         cfg.model = ModelConfig(name="daformer_tiny", num_classes=19, pretrained=None)
         cfg.optim.generator = OptimizerConfig(
-            name="adamw", lr=6e-4, betas=(0.9, 0.999), weight_decay=0.01, head_lr_mult=10.0, schedule="poly",
+            name="adamw", lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01, head_lr_mult=10.0, schedule="poly",
             power=1.0, total_iters=None, warmup_iters=50, warmup_ratio=1e-6, no_decay_keys=["norm", "pos_block"])
+        cfg.trainer.max_iters = 800  # tuned (seed 0): 400 it at lr 6e-4 → 26.3, 600 it at 1e-3 → 29.3, this → 31.7
         rc.alpha = 0.99
         rc.fd_weight = 0.0  # no ImageNet init to stay close to on random weights
         rc.rcs = False
@@ -137,7 +138,7 @@ def _tiny_self_training(cfg: ExperimentConfig, daformer: bool) -> None:
         cfg.model = ModelConfig(name="deeplabv2_tiny", num_classes=19, pretrained=None, options={"multi_level": False})
         cfg.optim.generator = OptimizerConfig(name="sgd", lr=2.5e-3, momentum=0.9, weight_decay=5e-4,
                                               head_lr_mult=10.0, total_iters=None)
-    cfg.trainer.max_iters = 400
+        cfg.trainer.max_iters = 400
     cfg.trainer.checkpoint_every = 200
     cfg.trainer.eval_every = 0
     cfg.eval.mode, cfg.eval.size = "resize", "128x64"

@@ -20,7 +20,13 @@ overrides, then its source/target iterators are replaced by iterators cycling ov
 ``Trainer.train_step(stage)`` is timed. Logging, progress and checkpoints (the loop's callbacks) are
 not in the timed region.
 
+4. ``--dacs``: ``benchmarks/plain_dacs_step.py`` (a hand-written DACS step: teacher, pseudo-labels, ClassMix,
+   strong augmentation, EMA; same model class) against the engine's ``dacs`` recipe (``dacs_synthetic``:
+   tiny DeepLab-v2; ``daformer_synthetic``: tiny DAFormer), same tensors, interleaved repeats. Target: within
+   5 %. Writes ``train_dacs.{json,md}`` only.
+
 Usage:
+    python benchmarks/bench_train.py --dacs          # the dacs overhead → benchmarks/results/train_dacs.{json,md}
     python benchmarks/bench_train.py                 # full CPU run → benchmarks/results/train.{json,md}
     python benchmarks/bench_train.py --smoke --out /tmp/b   # seconds, for CI
     python benchmarks/bench_train.py --device cuda   # GPU: paper sizes, fp32 vs bf16 + channels_last
@@ -289,7 +295,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (1: the CPU here is shared; more threads oversubscribe it)")
     ap.add_argument("--repeats", type=int, default=None, help="interleaved repeats of the overhead comparison")
+    ap.add_argument("--dacs", action="store_true", help="only the dacs recipe against plain_dacs_step.py")
     args = ap.parse_args(argv)
+    if args.dacs:
+        return main_dacs(args)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -332,6 +341,68 @@ def main(argv: list[str] | None = None) -> dict:
     name = "train_smoke" if args.smoke else ("train_cuda" if cuda else "train")
     jp, mp = write_results(out_dir(args), name, res, to_markdown(res))
     print(to_markdown(res))
+    print(f"wrote {jp} and {mp}")
+    return res
+
+
+def measure_dacs_overhead(*, config: str, model: str, size: str, batch: int, repeats: int,
+                          device: torch.device) -> dict:
+    """Plain DACS step vs the engine's ``dacs`` recipe on the same preloaded tensors, interleaved."""
+    from plain_dacs_step import PlainDACS
+
+    print(f"[bench_train] dacs overhead {config} {model} {size} x{repeats}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory() as run_dir:
+        tr = build_trainer(config, model=model, src_size=size, tgt_size=size, batch=batch, device=device,
+                           run_dir=run_dir)
+        stage = next(s for s in tr.stages if s.name == "seg")
+        tr.set_modes(stage)
+        g, rc = tr.cfg.optim.generator, tr.cfg.recipe
+        torch.manual_seed(tr.cfg.trainer.seed)
+        net = uda.create("model", model, num_classes=tr.cfg.model.num_classes, **tr.cfg.model.options).to(device)
+        plain = PlainDACS(net, optimizer=g.name, lr=g.lr, momentum=g.momentum, weight_decay=g.weight_decay,
+                          alpha=rc.alpha, threshold=rc.pseudo_threshold, max_iters=tr.cfg.trainer.max_iters,
+                          power=g.power)
+        plain.train()
+        src, tgt = tr.source_iter.batches[0], tr.target_iter.batches[0]
+        tr.source_iter, tr.target_iter = Preloaded([src]), Preloaded([tgt])
+        fns = {"engine": lambda: tr.train_step(stage),
+               "plain": lambda: plain.step(src["image"], src["label"], tgt["image"])}
+        for f in fns.values():  # warm-up both
+            f()
+        times = interleaved(fns, repeats, _sync(device))
+        fns = tr = plain = net = None
+    gc.collect()
+    pair = [e / p for e, p in zip(times["engine"], times["plain"])]
+    ratio = statistics.median(times["engine"]) / statistics.median(times["plain"])
+    return {"config": config, "model": model, "size": size, "batch": f"{batch}+{batch}", "repeats": repeats,
+            "engine": summarize(times["engine"]), "plain": summarize(times["plain"]),
+            "engine_times_s": times["engine"], "plain_times_s": times["plain"],
+            "ratio_of_medians": ratio, "median_pairwise_ratio": statistics.median(pair),
+            "target": "engine / plain <= 1.05", "met": ratio <= 1.05}
+
+
+def main_dacs(args: argparse.Namespace) -> dict:
+    """``--dacs``: the engine overhead of the ``dacs`` step (tiny DeepLab-v2 and tiny DAFormer)."""
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    res: dict[str, Any] = header(device, __file__, None)
+    res["smoke"] = args.smoke
+    size = "64x32" if args.smoke else "256x128"
+    reps = args.repeats or (2 if args.smoke else 15)
+    res["overhead"] = [measure_dacs_overhead(config="dacs", model="deeplabv2_tiny", size=size, batch=2, repeats=reps,
+                                             device=device),
+                       measure_dacs_overhead(config="daformer", model="daformer_tiny", size=size, batch=2,
+                                             repeats=reps, device=device)]
+    res["machine"]["load_average_end"] = load_average()
+    rows = [{"config": f"{o['config']}_synthetic", "model": o["model"], "size": o["size"], "batch": o["batch"],
+             "repeats": o["repeats"], "engine s/it": o["engine"]["median_s"], "plain s/it": o["plain"]["median_s"],
+             "ratio (medians)": o["ratio_of_medians"], "ratio (pairwise median)": o["median_pairwise_ratio"],
+             "met": o["met"]} for o in res["overhead"]]
+    md = "\n".join(["# Engine overhead of the dacs step against a plain hand-written DACS step (target ≤ 1.05×)", "",
+                    machine_line(res), "", "Same preloaded tensors, same model class, interleaved repeats, "
+                    "`Trainer.train_step` vs `PlainDACS.step` (benchmarks/plain_dacs_step.py).", "", md_table(rows), ""])
+    jp, mp = write_results(out_dir(args), "train_dacs_smoke" if args.smoke else "train_dacs", res, md)
+    print(md)
     print(f"wrote {jp} and {mp}")
     return res
 

@@ -60,7 +60,12 @@ class ModelConfig(Checked):
 
 @dataclass
 class OptimizerConfig(Checked):
-    """One optimizer and its schedule."""
+    """One optimizer and its schedule.
+
+    ``warmup_iters``/``warmup_ratio``: linear warm-up from ``warmup_ratio`` × the scheduled lr to it (mmcv's rule,
+    DAFormer: 1500 iterations from 1e-6); ``no_decay_keys``: parameters whose name contains one of these strings get
+    no weight decay (DAFormer: ``["norm", "pos_block"]``).
+    """
 
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = field(default=2.5e-4, metadata=positive())
@@ -77,6 +82,9 @@ class OptimizerConfig(Checked):
     # ViT encoders: block i of L at lr * layer_decay ** (L - 1 - i) (docs/training.md, "Encoder learning rates")
     layer_decay: float | None = field(default=None, metadata=positive())
     encoder_lr_mult: float = field(default=1.0, metadata=at_least(0))  # the encoder (backbone group) at lr * mult
+    warmup_iters: int = field(default=0, metadata=at_least(0))
+    warmup_ratio: float = field(default=1e-6, metadata=probability())
+    no_decay_keys: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         super().validate()

@@ -4,7 +4,9 @@ Determinism: the index stream of a rank is a pure function of ``(seed, iteration
 uses one permutation of the dataset drawn from a ``torch.Generator`` seeded with ``(seed, e)`` (the same on every
 rank); rank ``r`` takes positions ``r, r + world_size, …`` of it, so ranks see disjoint shards. Batch ``k`` holds
 stream positions ``k·B … k·B + B − 1``; position ``p`` lies in epoch ``p // m`` at offset ``p % m`` with
-``m = len // world_size`` samples per rank and epoch. Resuming at iteration ``k`` therefore yields exactly the
+``m = len // world_size`` samples per rank and epoch. A dataset whose class sets ``stream_sampling = True`` (rare-class
+sampling, random crops) receives the global stream position ``p · world_size + rank`` itself as the index and
+derives its sample and crop from it. Resuming at iteration ``k`` therefore yields exactly the
 batches an uninterrupted run would have seen, whatever ``num_workers`` is.
 """
 
@@ -61,13 +63,17 @@ def _epoch_perm(n: int, seed: int, epoch: int) -> torch.Tensor:
 class _StreamSampler(Sampler[list[int]]):
     """Infinite batch sampler over the rank's index stream, starting at a given iteration."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int, world_size: int, start_iter: int) -> None:
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int, world_size: int, start_iter: int,
+                 stream: bool = False) -> None:
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size, self.start_iter = rank, world_size, start_iter
         self.per_rank = max(1, n // world_size)
         self._cache: tuple[int, torch.Tensor] | None = None
+        self.stream = stream
 
     def index(self, pos: int) -> int:
+        if self.stream:  # a `stream_sampling` dataset picks its own sample from (its seed, this position)
+            return pos * self.world_size + self.rank
         epoch, off = divmod(pos, self.per_rank)
         if self._cache is None or self._cache[0] != epoch:
             self._cache = (epoch, _epoch_perm(self.n, self.seed, epoch))
@@ -173,7 +179,8 @@ class InfiniteLoader:
         """The batch-index stream from ``start_iter`` (default: the current iteration)."""
         n = len(self.dataset)  # type: ignore[arg-type]
         start = self.iteration if start_iter is None else start_iter
-        return _StreamSampler(n, self.batch_size, self.seed, self.rank, self.world_size, start)
+        return _StreamSampler(n, self.batch_size, self.seed, self.rank, self.world_size, start,
+                              stream=bool(getattr(self.dataset, "stream_sampling", False)))
 
     def generator(self) -> torch.Generator:
         """The loader's own generator, a function of `(seed, rank, iteration)`.

@@ -8,6 +8,8 @@ betas (0.5, 0.999), constant then linear decay to 0.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -73,14 +75,41 @@ def lr_factor(cfg: OptimizerConfig, it: int, max_iters: int) -> float:
     """
     total = cfg.total_iters or max_iters
     if cfg.schedule == "constant":
-        return 1.0
-    if cfg.schedule == "poly":
-        return max(0.0, 1.0 - it / total) ** cfg.power
-    if cfg.schedule == "linear_decay":
-        if it < cfg.decay_start:
-            return 1.0
-        return max(0.0, 1.0 - (it - cfg.decay_start) / max(1, total - cfg.decay_start))
-    raise ConfigError(f"optim: unknown schedule '{cfg.schedule}'")  # pragma: no cover
+        f = 1.0
+    elif cfg.schedule == "poly":
+        f = max(0.0, 1.0 - it / total) ** cfg.power
+    elif cfg.schedule == "linear_decay":
+        f = 1.0 if it < cfg.decay_start else max(0.0, 1.0 - (it - cfg.decay_start) / max(1, total - cfg.decay_start))
+    else:  # pragma: no cover
+        raise ConfigError(f"optim: unknown schedule '{cfg.schedule}'")
+    warm = getattr(cfg, "warmup_iters", 0)
+    if warm and it < warm:  # mmcv's linear warm-up on top of the schedule (DAFormer: 1500 iterations from 1e-6)
+        f *= 1.0 - (1.0 - it / warm) * (1.0 - cfg.warmup_ratio)
+    return f
+
+
+def split_no_decay(groups: list[dict], named: Iterable[tuple[str, nn.Parameter]], keys: Iterable[str]) -> list[dict]:
+    """Split every group in two: parameters whose name contains one of ``keys`` get ``weight_decay=0``.
+
+    mmcv's ``paramwise_cfg.custom_keys`` rule with ``decay_mult=0`` (DAFormer: ``norm`` and ``pos_block``).
+
+    Example:
+        >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2))
+        >>> g = split_no_decay([{"params": list(m.parameters()), "lr": 1.0}], [("0.weight", m[0].weight),
+        ...     ("0.bias", m[0].bias), ("norm.weight", m[1].weight), ("norm.bias", m[1].bias)], ["norm"])
+        >>> [(len(x["params"]), x.get("weight_decay")) for x in g]
+        [(2, None), (2, 0.0)]
+    """
+    keys = list(keys)
+    names = {id(p): n for n, p in named}
+    out = []
+    for g in groups:
+        off = [p for p in g["params"] if any(k in names.get(id(p), "") for k in keys)]
+        off_ids = {id(p) for p in off}
+        out.append(dict(g, params=[p for p in g["params"] if id(p) not in off_ids]))
+        if off:
+            out.append(dict(g, params=off, weight_decay=0.0, name=f"{g.get('name', 'group')}_no_decay"))
+    return out
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimizerConfig, max_iters: int) -> torch.optim.lr_scheduler.LambdaLR:

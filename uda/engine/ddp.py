@@ -60,7 +60,7 @@ def find_units(tasks: Iterable[Any]) -> list[nn.Module]:
     unit found otherwise (containers such as a ``ModuleDict`` of discriminators are searched recursively).
 
     Args:
-        tasks: stage tasks (see ``uda.engine.stage.Task``).
+        tasks: stage tasks (see `uda.recipes.Task`).
 
     Returns:
         The units, without duplicates, in a deterministic order (identical on every rank).

@@ -1,5 +1,7 @@
 """Published per-class IoU (%) on Cityscapes val, DeepLab-v2 ResNet-101, kept as data
-(Table I of the MLFA paper (Zhang, Zhao & Zhang, Tongji University) for GTA5→Cityscapes, Table II for SYNTHIA→Cityscapes).
+(Table I of the MLFA paper (Zhang, Zhao & Zhang, Tongji University) for GTA5→Cityscapes, Table II for SYNTHIA→Cityscapes),
+plus the mIoU that DACS (Tranheden et al., WACV 2021) and DAFormer (Hoyer et al., CVPR 2022; MiT-B5, not
+DeepLab-v2) report.
 
 Example:
     >>> PUBLISHED["gta5"]["MLFA"]["miou"]
@@ -19,6 +21,11 @@ def _row(values: list[float], classes: tuple[int, ...], miou: float) -> dict:
     return {"per_class": {CITYSCAPES_CLASSES[c]: v for c, v in zip(classes, values)}, "miou": miou}
 
 
+def _miou_row(classes: tuple[int, ...], miou: float) -> dict:
+    """A published mIoU without per-class values (shown as "–" in the tables)."""
+    return {"per_class": {CITYSCAPES_CLASSES[c]: None for c in classes}, "miou": miou}
+
+
 _ALL = tuple(range(19))
 
 SETUP_CLASSES: dict[str, tuple[int, ...]] = {"gta5": _ALL, "synthia": SYNTHIA_16}
@@ -31,6 +38,9 @@ PUBLISHED: dict[str, dict[str, dict]] = {
     "gta5": {
         "MLFA": _row([91.8, 47.1, 85.6, 29.5, 29.3, 35.4, 36.8, 33.2, 81.5, 35.1, 82.1, 62.1, 30.6, 79.0, 22.6,
                       33.4, 4.3, 33.9, 20.1], _ALL, 45.9),
+        # Tranheden et al., DACS, WACV 2021; Hoyer et al., DAFormer, CVPR 2022 (mean of three seeds).
+        "DACS": _miou_row(_ALL, 52.1),
+        "DAFormer": _miou_row(_ALL, 68.3),
         "AdvEnt": _row([89.4, 33.1, 81.0, 26.6, 26.8, 27.2, 33.5, 24.7, 83.9, 36.7, 78.8, 58.7, 30.5, 84.8, 38.5,
                         44.5, 1.7, 31.6, 32.4], _ALL, 45.5),
         "CLAN": _row([87.0, 27.1, 79.6, 27.3, 23.3, 28.3, 35.5, 24.2, 83.6, 27.4, 74.2, 58.6, 28.0, 76.2, 33.1,
@@ -41,6 +51,8 @@ PUBLISHED: dict[str, dict[str, dict]] = {
     "synthia": {
         "MLFA": _row([86.6, 43.3, 81.5, 4.3, 1.1, 30.2, 10.2, 8.7, 85.3, 82.2, 48.8, 16.9, 73.7, 30.4, 11.3, 29.5],
                      SYNTHIA_16, 40.2),
+        "DACS": _miou_row(SYNTHIA_16, 48.3),
+        "DAFormer": _miou_row(SYNTHIA_16, 60.9),
     },
 }
 # fmt: on

@@ -5,7 +5,7 @@ The public building blocks for writing a recipe: `Recipe` (the segmentation stag
 and the seam with the loop: `Task`, `Stage`, `SegStep`, `TranslatorTask` (see docs/training.md).
 """
 
-from . import adaptsegnet, advent, cyclegan, fda, minent, mlfa, source_only  # noqa: F401
+from . import adaptsegnet, advent, cyclegan, dacs, fda, minent, mlfa, source_only  # noqa: F401
 from ._base import Recipe, TermsConfig, TranslationConfig, build_aligner
 from .task import Batch, Losses, SegStep, Stage, Task, TranslatorTask
 

@@ -21,7 +21,7 @@ from .._io import load_checkpoint
 from .._registry import create
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
 from ..engine._layer_decay import model_param_groups
-from ..engine._optim import duplicated_backbone_params
+from ..engine._optim import duplicated_backbone_params, split_no_decay
 from ..engine.checkpoint import translator_state_dict
 from ..losses import seg_ce
 from ..types import LevelInfo, SegOutput
@@ -250,6 +250,8 @@ class Recipe(nn.Module):
         groups = model_param_groups(self.model, cfg)  # encoder_lr_mult / layer_decay (no-ops by default)
         if cfg.faithful_duplicate_params:
             groups[0] = dict(groups[0], params=duplicated_backbone_params(self.model))
+        if cfg.no_decay_keys:
+            groups = split_no_decay(groups, self.model.named_parameters(), cfg.no_decay_keys)
         extra = [p for t in self.terms.values() for p in t.generator_parameters() if p.requires_grad]
         if extra:
             groups.append({"params": extra, "lr": cfg.lr, "lr_mult": 1.0, "name": "terms_g"})

@@ -1,6 +1,6 @@
 """uda: unsupervised domain adaptation for semantic segmentation in PyTorch.
 
-Components are registered by name and built with :func:`create`; :func:`list_components` lists them.
+Components are registered by name and built with `create`; `list_components` lists them.
 
 Example:
     >>> import uda
@@ -24,7 +24,7 @@ from . import (
     selftraining,
     translators,
 )
-from ._errors import CheckpointError, ConfigError, DataError, UdaError
+from ._errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, UdaError
 from ._registry import KINDS, create, list_components, register, registry
 from .types import LevelInfo, SegOutput
 
@@ -34,6 +34,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "LevelInfo",
+    "NonFiniteLossError",
     "SegOutput",
     "UdaError",
     "__version__",

@@ -1,6 +1,6 @@
 """Error types shared by the library and the command line.
 
-A :class:`UdaError` is a *user* error: bad input, a missing file, a misspelt name. Its message is one line
+A `UdaError` is a *user* error: bad input, a missing file, a misspelt name. Its message is one line
 that names the thing and the fix. The CLI prints it without a traceback and exits with code 2.
 """
 

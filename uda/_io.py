@@ -135,7 +135,7 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 def load_checkpoint(path: str | os.PathLike, *, verify: bool = True, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True``), verifying its ``.sha256`` sidecar if present.
 
-    ``.safetensors`` files are read with :mod:`safetensors` (tensors only).
+    ``.safetensors`` files are read with `safetensors` (tensors only).
 
     Raises:
         CheckpointError: the file is missing, truncated/corrupt, fails its checksum, or holds a pickle

@@ -145,10 +145,10 @@ def create(kind: str, name: str, **kwargs: Any) -> Any:
     """Build the component registered as ``kind``/``name``.
 
     Keyword arguments that are ``None`` are dropped, so that command-line defaults never override a
-    component's own defaults. Arguments the factory does not take raise a :class:`UdaError` naming them.
+    component's own defaults. Arguments the factory does not take raise a `UdaError` naming them.
 
     Args:
-        kind: one of :data:`KINDS`.
+        kind: one of `KINDS`.
         name: the registered name.
         **kwargs: forwarded to the factory.
 

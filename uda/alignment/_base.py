@@ -4,12 +4,12 @@ adversarial terms and the discriminators' losses.
 Two update styles:
 
 - ``mode="alternate"`` (AdaptSegNet/ADVENT): the generator term ``λ·L(D(target), source label)`` is computed
-  with the discriminators frozen (:meth:`Aligner.frozen_in_generator_phase`), then the discriminator loss
+  with the discriminators frozen (`Aligner.frozen_in_generator_phase`), then the discriminator loss
   ``½L(D(source.detach()), 0) + ½L(D(target.detach()), 1)`` trains them.
 - ``mode="grl"`` (gradient reversal, DANN): the discriminator loss is computed once on non-detached inputs
-  passed through a :class:`GradientReversal` layer of coefficient λ and returned by
-  :meth:`Aligner.generator_loss`; its backward trains the discriminators with the plain gradient and sends
-  ``−λ`` times the gradient into the segmentation network. :meth:`Aligner.discriminator_loss` is then empty
+  passed through a `GradientReversal` layer of coefficient λ and returned by
+  `Aligner.generator_loss`; its backward trains the discriminators with the plain gradient and sends
+  ``−λ`` times the gradient into the segmentation network. `Aligner.discriminator_loss` is then empty
   and nothing is frozen.
 """
 

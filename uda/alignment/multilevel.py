@@ -52,7 +52,7 @@ class MultiLevelAligner(AdversarialAligner):
     """MLFA: concatenated multi-level features → (FRU) → one domain classifier.
 
     Args:
-        feature_info: the model's level name → :class:`~uda.types.LevelInfo`.
+        feature_info: the model's level name → [`LevelInfo`][uda.types.LevelInfo].
         num_classes: channels of ``logits``/``aux`` if those are chosen as levels.
         levels: the feature levels to concatenate, e.g. ``["layer2", "layer3", "layer4"]`` (a mapping is
             accepted; only its keys are used).

@@ -81,7 +81,7 @@ class OutputAligner(LevelAligner):
 class EntropyAligner(OutputAligner):
     """AdvEnt: the discriminators see weighted self-information maps ``−p·log2(p) / log2(C)`` (per channel).
 
-    Same arguments and defaults as :class:`OutputAligner` (levels ``{"logits": 1e-3, "aux": 2e-4}``).
+    Same arguments and defaults as [`OutputAligner`][uda.alignment.output.OutputAligner] (levels ``{"logits": 1e-3, "aux": 2e-4}``).
     The map keeps C channels (ADVENT's ``prob_2_entropy``); its channel sum is the normalized entropy.
 
     Example:

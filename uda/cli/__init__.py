@@ -1,7 +1,7 @@
 """The ``uda`` command line (click).
 
 Every command is thin: it builds an experiment config and calls one library function
-(:func:`uda.engine.train`, :func:`uda.evaluation.evaluate`, :func:`uda.data.check_dataset`, ...).
+([`uda.engine.train`][uda.engine.train], [`uda.evaluation.evaluate`][uda.evaluation.evaluate], [`uda.data.check_dataset`][uda.data.check_dataset], ...).
 User errors exit with code 2 and one line on stderr; ``uda --debug ...`` shows the traceback.
 
 Example:

@@ -1,6 +1,6 @@
 """The click group behind ``uda``: global options and the one error policy.
 
-User errors (:class:`uda.UdaError` and click usage errors) end with exit code 2 and ONE line on stderr that
+User errors ([`uda.UdaError`][uda.UdaError] and click usage errors) end with exit code 2 and ONE line on stderr that
 names the problem and the fix; ``uda --debug ...`` (or ``UDA_DEBUG=1``) prints the traceback as well.
 """
 

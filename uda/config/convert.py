@@ -1,6 +1,6 @@
 """Typed dataclass configs: conversion from/to plain dicts, dotted ``KEY=VALUE`` overrides, validation.
 
-Unknown keys and wrong types raise :class:`~uda._errors.ConfigError` with the dotted key, the expected
+Unknown keys and wrong types raise `ConfigError` with the dotted key, the expected
 type and, for misspelt keys, the closest valid key. A dataclass may choose a subclass from its data
 by defining ``__config_resolve__(cls, data: dict) -> type`` (recipes pick their own config class so).
 """
@@ -165,7 +165,7 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str]) -> di
     """Apply dotted ``KEY=VALUE`` overrides to a nested plain dict (in place; also returned).
 
     Intermediate mappings are created when missing; validation of the final keys happens in
-    :func:`from_dict`, so a misspelt key is still reported.
+    [`from_dict`][uda.config.convert.from_dict], so a misspelt key is still reported.
     """
     for item in overrides:
         if "=" not in item:

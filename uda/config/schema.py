@@ -180,7 +180,7 @@ class ExperimentConfig(Checked):
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (round-trips through :meth:`from_dict`)."""
+        """Plain nested dict (round-trips through [`from_dict`][uda.config.convert.from_dict])."""
         return to_dict(self)
 
     @classmethod

@@ -39,7 +39,7 @@ class SegmentationFiles(Dataset):
         size: ``(W, H)`` / ``"WxH"`` to resize to (image antialiased bicubic/bilinear, label nearest), or ``None``.
         label_map: how raw label ids map to trainIds (``None`` when there are no labels).
         label_channel: channel of the class id in multi-channel labels (``None``: single-channel labels).
-        on_bad_sample: ``"stop"`` raises a :class:`~uda.DataError` naming the file; ``"skip"`` warns, counts the
+        on_bad_sample: ``"stop"`` raises a [`DataError`][uda.DataError] naming the file; ``"skip"`` warns, counts the
             skip and returns the next good sample instead (deterministically).
         interpolation: image resize filter, ``"bicubic"`` or ``"bilinear"``.
         excluded: problems found while listing files (e.g. missing pairs), one line per file.
@@ -48,7 +48,7 @@ class SegmentationFiles(Dataset):
     Item:
         ``{"image": float32 (3, H, W) RGB in [0, 1], "label": int64 (H, W) trainIds, "name": str, "index": int}``;
         ``"label"`` is absent without labels. In skip mode an item that replaced a bad one also carries
-        ``"skipped": [file, ...]`` (consumed by :class:`~uda.data.InfiniteLoader`).
+        ``"skipped": [file, ...]`` (consumed by [`InfiniteLoader`][uda.data.InfiniteLoader]).
     """
 
     def __init__(
@@ -154,7 +154,7 @@ class SegmentationFiles(Dataset):
 
 
 def require_dir(path: Path, dataset: str, what: str, fix: str) -> Path:
-    """Raise a :class:`DataError` naming ``path`` and ``fix`` when it is not a directory."""
+    """Raise a `DataError` naming ``path`` and ``fix`` when it is not a directory."""
     if not path.is_dir():
         raise DataError(f"{dataset}: {what} {path} does not exist; {fix}")
     return path

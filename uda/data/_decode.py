@@ -2,7 +2,7 @@
 
 Decoding uses ``torchvision.io`` (libpng/libjpeg on a tensor: no PIL round trip, 16-bit PNGs supported); images
 are resized as uint8 tensors (bicubic or bilinear with antialias, the fast integer path of torchvision) and labels
-with nearest neighbour. Every failure is a :class:`~uda.DataError` whose message starts with the file's path.
+with nearest neighbour. Every failure is a [`DataError`][uda.DataError] whose message starts with the file's path.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ class LabelMap:
         return [v for v in present if v not in self.known]
 
     def check(self, raw: torch.Tensor, path: Path | str) -> None:
-        """Raise a :class:`DataError` naming ``path`` when ``raw`` holds ids the map does not know."""
+        """Raise a `DataError` naming ``path`` when ``raw`` holds ids the map does not know."""
         bad = self.unknown_values(raw)
         if bad:
             shown = ", ".join(map(str, bad[:8])) + (" …" if len(bad) > 8 else "")
@@ -159,7 +159,7 @@ class LabelMap:
             )
 
     def apply(self, raw: torch.Tensor, path: Path | str, *, check: bool = True) -> torch.Tensor:
-        """Map raw ids to uint8 trainIds; unknown ids raise a :class:`DataError` naming ``path``.
+        """Map raw ids to uint8 trainIds; unknown ids raise a `DataError` naming ``path``.
 
         Args:
             raw: (H, W) uint8/uint16 raw ids.

@@ -28,7 +28,7 @@ def load_label_map(path: str | Path) -> LabelMap:
         path: ``.yaml``/``.yml``/``.json`` file; a top-level ``mapping:`` key is also accepted.
 
     Returns:
-        The :class:`~uda.data._decode.LabelMap`.
+        The `LabelMap`.
 
     Example:
         >>> # map.yaml:  {0: 255, 1: 0, 2: 13}   (0 = unlabelled, 1 = road, 2 = car)

@@ -113,5 +113,5 @@ def split_no_decay(groups: list[dict], named: Iterable[tuple[str, nn.Parameter]]
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimizerConfig, max_iters: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A ``LambdaLR`` applying :func:`lr_factor` to every group's own base lr (so heads keep their 10x)."""
+    """A ``LambdaLR`` applying `lr_factor` to every group's own base lr (so heads keep their 10x)."""
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda it: lr_factor(cfg, it, max_iters))

@@ -9,7 +9,7 @@ discriminators, translator; read the translator's part with `translator_state_di
 ``scaler``, ``rng`` (one entry per rank: torch, numpy, python, cuda), ``data`` (loader positions), ``skipped`` (non-finite
 steps skipped), ``config`` (the resolved experiment config), ``model_name``, ``num_classes``.
 
-Writes go through :func:`uda._io.save_checkpoint` (temp file + fsync + rename, with a ``.sha256``
+Writes go through `uda._io.save_checkpoint` (temp file + fsync + rename, with a ``.sha256``
 sidecar), so a crash never leaves a half-written file under a final name.
 """
 
@@ -46,7 +46,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore :func:`rng_state`."""
+    """Restore [`rng_state`][uda.engine.checkpoint.rng_state]."""
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))

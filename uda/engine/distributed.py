@@ -51,7 +51,7 @@ def init_distributed(device: torch.device, timeout_s: int = 600) -> DistInfo:
         timeout_s: collective timeout in seconds.
 
     Returns:
-        This process's :class:`DistInfo`.
+        This process's [`DistInfo`][uda.engine.distributed.DistInfo].
     """
     info = env_info()
     if not info.enabled or (dist.is_available() and dist.is_initialized()):

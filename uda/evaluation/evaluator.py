@@ -193,7 +193,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate ``model`` on a labelled ``dataset`` with the inference mode of ``cfg``.
 
-    Build the dataset at its native size (``size=None``): labels are scored at the GT size and :func:`infer`
+    Build the dataset at its native size (``size=None``): labels are scored at the GT size and [`infer`][uda.evaluation.inference.infer]
     resizes the *input* to ``cfg.size`` (the papers' protocol) and upsamples the logits to the label size.
     Under ``torchrun`` every process scores every ``world_size``-th image and the counts are all-reduced.
 
@@ -210,10 +210,10 @@ def evaluate(
         num_workers: DataLoader workers.
         progress: show a tqdm bar (rank 0 only).
         label_free: also compute the label-free scores (``result["label_free"]``).
-        report_dir: when given, rank 0 writes the report (tables, plots) there with :func:`write_report`.
+        report_dir: when given, rank 0 writes the report (tables, plots) there with `write_report`.
         setup: ``"gta5"`` / ``"synthia"``: the paper table the report shows beside ours.
-        selection: how the checkpoint was chosen; default :data:`FINAL_CHECKPOINT`; pass
-            :data:`SELECTED_ON_TARGET_LABELS` for a best-on-val choice.
+        selection: how the checkpoint was chosen; default `FINAL_CHECKPOINT`; pass
+            `SELECTED_ON_TARGET_LABELS` for a best-on-val choice.
 
     Returns:
         The evaluation JSON (``miou``, ``per_class``, ``num_images``, ``protocol``, ``miou19/16/13``,
@@ -351,7 +351,7 @@ def evaluate_predictions(
     Accepted names for the image with stem ``frankfurt_000000_000294`` (``name`` ``frankfurt/…`` in the dataset):
     ``<stem>.png``, ``<stem>_leftImg8bit.png``, ``<stem>_trainIds.png``, ``<stem>_labelTrainIds.png`` or
     ``<stem>_gtFine_labelTrainIds.png``, anywhere below ``pred_dir`` (city subfolders or flat). When
-    ``pred_dir/trainid`` exists (the layout :func:`predict` writes) only that subfolder is read. Predictions
+    ``pred_dir/trainid`` exists (the layout `predict` writes) only that subfolder is read. Predictions
     are single-channel PNGs (mode ``L``/``P``) of trainIds ``0..C-1`` at the label's size.
 
     Args:

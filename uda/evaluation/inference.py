@@ -107,10 +107,10 @@ def infer(
     ``cfg.amp``, under autocast for the images' device type.
 
     Args:
-        model: a :class:`~uda.models.SegmentationModel` (or any callable returning ``SegOutput`` or logits).
+        model: a [`SegmentationModel`][uda.models.SegmentationModel] (or any callable returning ``SegOutput`` or logits).
         images: RGB in [0, 1].
         cfg: the evaluation config (mode, size ``WxH``, crop, stride, scales, flip, amp); default
-            :class:`~uda.config.EvalConfig` (the papers' protocol).
+            [`EvalConfig`][uda.config.EvalConfig] (the papers' protocol).
         out_size: ``(H, W)`` of the returned logits, like ``F.interpolate``: the label size (e.g. ``(1024, 2048)``
             for Cityscapes); ``None`` = the input size.
 

@@ -13,7 +13,7 @@ of ``(C + 2) × (C + 1)`` bins, so that no boolean mask is needed:
   column ``C``.
 
 Out-of-range values are therefore *counted apart*, never silently mixed into the matrix, and reading any
-result raises a :class:`~uda.UdaError` when there were some. Integer inputs that are not ``uint8`` are
+result raises a [`UdaError`][uda.UdaError] when there were some. Integer inputs that are not ``uint8`` are
 range-checked lazily (a running min/max on the device) for the same reason.
 
 Example:
@@ -95,8 +95,8 @@ class ConfusionMatrix:
         device: where the counts live; ``None`` = the device of the first batch.
 
     Shape:
-        - pred, target in :meth:`update`: any equal shapes, e.g. (B, H, W) or (H, W); integer dtypes.
-        - :attr:`matrix`: (C, C) int64.
+        - pred, target in `update`: any equal shapes, e.g. (B, H, W) or (H, W); integer dtypes.
+        - `matrix`: (C, C) int64.
 
     Example:
         >>> cm = ConfusionMatrix(19)
@@ -202,7 +202,7 @@ class ConfusionMatrix:
         return self._hist.view(c + 2, c + 1).cpu().numpy()
 
     def check(self) -> None:
-        """Raise :class:`~uda.UdaError` if any counted value was outside the label space."""
+        """Raise [`UdaError`][uda.UdaError] if any counted value was outside the label space."""
         c = self.num_classes
         table = self._table()
         if self._range is not None:

@@ -4,7 +4,7 @@ and labelId PNGs for the official Cityscapes evaluation server (Cordts et al.,
 
 Output layout: ``out_dir/<kind>/<relative path>/<image stem>.png`` for each kind in ``save``, where the
 relative path is the image's path below the folder it was found in (e.g. the city subfolder), so that
-``out_dir/trainid`` can be scored with :func:`~uda.evaluation.evaluate_predictions` and
+``out_dir/trainid`` can be scored with [`evaluate_predictions`][uda.evaluation.evaluate_predictions] and
 ``out_dir/labelid`` zipped for the server.
 
 Example:

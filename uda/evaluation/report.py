@@ -229,11 +229,11 @@ def write_report(
     ``confusion`` is given, ``confusion_matrix.png`` (rows normalized) and ``confusion_matrix.csv`` (counts).
 
     Args:
-        result: the evaluation JSON from :func:`~uda.evaluation.evaluate`.
+        result: the evaluation JSON from [`evaluate`][uda.evaluation.evaluate].
         out_dir: folder to write into (created).
         setup: ``"gta5"``, ``"synthia"`` or ``None``; the published rows appear only for a Cityscapes result.
         name: the label of the evaluated row (default: the result's ``method``, else "this model").
-        confusion: the :class:`ConfusionMatrix` (or its (C, C) counts) of the evaluation.
+        confusion: the [`ConfusionMatrix`][uda.evaluation.metrics.ConfusionMatrix] (or its (C, C) counts) of the evaluation.
 
     Returns:
         Mapping ``{"json", "markdown", "csv", "text", "iou_bar", "confusion", "confusion_csv"}`` → path

@@ -169,7 +169,7 @@ def channel_stats(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tens
 def style(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Style distance: squared error between the domains' per-channel feature mean and std.
 
-    ``mean_c (μ_s − μ_t)² + mean_c (σ_s − σ_t)²`` with statistics from :func:`channel_stats`. The two maps
+    ``mean_c (μ_s − μ_t)² + mean_c (σ_s − σ_t)²`` with statistics from `channel_stats`. The two maps
     may differ in batch size and spatial size; both sides receive gradients.
 
     Args:

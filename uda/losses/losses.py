@@ -1,4 +1,4 @@
-"""Loss modules (kind ``loss``): thin ``nn.Module`` wrappers over :mod:`uda.losses._functional`.
+"""Loss modules (kind ``loss``): thin ``nn.Module`` wrappers over `uda.losses._functional`.
 
 Papers: AdaptSegNet (Tsai et al., CVPR 2018), ADVENT (Vu et al., CVPR 2019), CycleGAN (Zhu et al., ICCV 2017),
 MLFA's "content and style alignment" read as per-channel feature statistics matching.
@@ -66,7 +66,7 @@ class MinEntLoss(nn.Module):
 
 
 class GANLoss(nn.Module):
-    """Adversarial loss against a domain label (source 0, target 1); see :func:`~uda.losses.gan_loss`.
+    """Adversarial loss against a domain label (source 0, target 1); see [`gan_loss`][uda.losses.gan_loss].
 
     Args:
         kind: ``"bce"``, ``"lsgan"`` or ``"hinge"``.

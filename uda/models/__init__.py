@@ -1,4 +1,4 @@
-"""Segmentation models behind one output object (:class:`~uda.types.SegOutput`), local weights, the FRU.
+"""Segmentation models behind one output object ([`SegOutput`][uda.types.SegOutput]), local weights, the FRU.
 
 - ``deeplabv2`` / ``deeplabv2_tiny``: DeepLab-v2 on a Caffe-style ResNet (AdaptSegNet, ADVENT, MLFA).
 - ``timm_deeplab`` / ``timm_tiny``: any timm backbone with a DeepLab-style head.

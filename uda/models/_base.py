@@ -47,7 +47,7 @@ class Normalization:
 
 
 class InputNormalizer(nn.Module):
-    """Applies a :class:`Normalization` to (B, 3, H, W) RGB images in [0, 1]; buffers follow the device."""
+    """Applies a `Normalization` to (B, 3, H, W) RGB images in [0, 1]; buffers follow the device."""
 
     def __init__(self, norm: Normalization) -> None:
         super().__init__()
@@ -64,11 +64,11 @@ class InputNormalizer(nn.Module):
 
 
 class SegmentationModel(nn.Module):
-    """Base class: subclasses implement :meth:`forward_normalized` and fill :attr:`feature_info`.
+    """Base class: subclasses implement `forward_normalized` and fill `feature_info`.
 
     Attributes:
         num_classes: number of output classes.
-        feature_info: level name → :class:`~uda.types.LevelInfo` (channels, stride), declared at
+        feature_info: level name → [`LevelInfo`][uda.types.LevelInfo] (channels, stride), declared at
             construction so aligners size their discriminators without running the model.
         normalizer: the input normalization that belongs to the weights.
     """
@@ -86,7 +86,7 @@ class SegmentationModel(nn.Module):
 
     @property
     def output_stride(self) -> int:
-        """Stride of :attr:`SegOutput.logits` relative to the input."""
+        """Stride of `SegOutput.logits` ([`SegOutput`][uda.types.SegOutput]) relative to the input."""
         return max((i.stride for i in self.feature_info.values()), default=1)
 
     def forward(self, x: torch.Tensor) -> SegOutput:
@@ -94,7 +94,7 @@ class SegmentationModel(nn.Module):
 
         Shape:
             - x: (B, 3, H, W), RGB in [0, 1]
-            - logits: (B, num_classes, h, w) at :attr:`output_stride`
+            - logits: (B, num_classes, h, w) at `output_stride`
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise UdaError(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")

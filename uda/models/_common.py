@@ -19,7 +19,7 @@ NORMALIZATION_NAMES = ("imagenet", "caffe", "half", "none")
 
 
 def normalization_name(norm: Normalization) -> str | None:
-    """The registered name of a :class:`Normalization`, or ``None`` for a custom one."""
+    """The registered name of a `Normalization`, or ``None`` for a custom one."""
     for name in NORMALIZATION_NAMES:
         if Normalization.named(name) == norm:
             return name
@@ -27,14 +27,14 @@ def normalization_name(norm: Normalization) -> str | None:
 
 
 class UdaSegmentationModel(SegmentationModel):
-    """:class:`SegmentationModel` plus the behaviour every ``uda`` model shares.
+    """`SegmentationModel` plus the behaviour every ``uda`` model shares.
 
     - ``bn_mode``: ``"frozen"`` (BN affine frozen and statistics frozen: BN layers stay in eval mode even under
       ``model.train()``), ``"moving"`` (affine frozen, running statistics updated in train mode: the behaviour
       of the AdaptSegNet/ADVENT code), ``"train"`` (ordinary trainable BatchNorm, for random-init models).
     - The input normalization is saved *inside* the state dict (``_extra_state``) so that it travels with the
       weights: loading a state dict restores the normalization the weights were trained with.
-    - ``min_input_size`` / ``input_divisor``: inputs the network cannot take raise a :class:`UdaError` naming
+    - ``min_input_size`` / ``input_divisor``: inputs the network cannot take raise a `UdaError` naming
       the minimum size or the multiple to pad to (checked on Python ints: no host sync).
     """
 
@@ -51,14 +51,14 @@ class UdaSegmentationModel(SegmentationModel):
 
     @property
     def output_stride(self) -> int:
-        """Stride of :attr:`SegOutput.logits` relative to the input (the ``logits`` level)."""
+        """Stride of `SegOutput.logits` relative to the input (the ``logits`` level)."""
         info = self.feature_info.get("logits")
         return info.stride if info is not None else super().output_stride
 
     # -- normalization ------------------------------------------------------------------------------------
     @property
     def normalization(self) -> Normalization:
-        """The input normalization applied by :meth:`forward`."""
+        """The input normalization applied by `forward`."""
         return self.normalizer.norm
 
     def set_normalization(self, normalization: Normalization | str) -> None:
@@ -81,7 +81,7 @@ class UdaSegmentationModel(SegmentationModel):
 
     # -- BatchNorm modes -----------------------------------------------------------------------------------
     def apply_bn_mode(self) -> None:
-        """Set ``requires_grad`` of BN affine parameters from :attr:`bn_mode` (call after building)."""
+        """Set ``requires_grad`` of BN affine parameters from `bn_mode` (call after building)."""
         trainable = self.bn_mode == "train"
         for m in self.modules():
             if isinstance(m, _BatchNorm):
@@ -99,7 +99,7 @@ class UdaSegmentationModel(SegmentationModel):
 
     # -- input checks ----------------------------------------------------------------------------------------
     def check_input_size(self, x: torch.Tensor) -> None:
-        """Raise a :class:`UdaError` for an input of a size the network cannot take."""
+        """Raise a `UdaError` for an input of a size the network cannot take."""
         h, w = int(x.shape[-2]), int(x.shape[-1])
         name = type(self).__name__
         if h < self.min_input_size or w < self.min_input_size:
@@ -133,5 +133,5 @@ def probe_shapes(module: nn.Module, size: int, fn) -> Any:
 
 
 def level_info_from(shapes: dict[str, torch.Size], size: int) -> dict[str, LevelInfo]:
-    """Level name → :class:`LevelInfo` from probed (1, C, h, w) shapes at a square input of ``size``."""
+    """Level name → [`LevelInfo`][uda.types.LevelInfo] from probed (1, C, h, w) shapes at a square input of ``size``."""
     return {k: LevelInfo(int(s[1]), max(1, round(size / int(s[-1])))) for k, s in shapes.items()}

@@ -1,9 +1,9 @@
 """Model weights from local files, in our own format or in the layouts of the original projects.
 
-Never downloads: every file comes from a path. Read with :func:`uda._io.load_checkpoint`
+Never downloads: every file comes from a path. Read with `uda._io.load_checkpoint`
 (``torch.load(weights_only=True)`` or safetensors).
 
-Layouts recognised by :func:`load_weights`:
+Layouts recognised by `load_weights`:
 
 ==================  ========================================================  ==================
 layout              recognised by                                              normalization
@@ -52,7 +52,7 @@ _CLASSIFIER_PREFIXES = ("fc.", "head.", "classifier.", "last_linear.", "head_dis
 
 @dataclass
 class LoadReport:
-    """What :func:`load_weights` did.
+    """What `load_weights` did.
 
     Attributes:
         layout: the recognised layout (``uda``, ``deeplab_init``, ``advent``, ``torchvision``, ``backbone``).
@@ -122,7 +122,7 @@ def load_weights(
         keep_normalization: keep the model's input normalization instead of the one the file's layout implies.
 
     Returns:
-        A :class:`LoadReport`.
+        A `LoadReport`.
 
     Raises:
         CheckpointError: missing/corrupt file, unknown layout, class-count mismatch (suggests ``num_classes``),

@@ -7,7 +7,7 @@ stride 1 / dilation 4 in *every* block, output stride 8, and the DeepLab-v2 clas
 with dilation = padding 6/12/18/24 whose outputs are summed. The main head reads layer4; the auxiliary head
 (``multi_level=True``) reads layer3. 44,601,560 parameters with both heads for 19 classes.
 
-Key layout (so that the original checkpoints map onto ours with one rule, see :mod:`uda.models._weights`):
+Key layout (so that the original checkpoints map onto ours with one rule, see `uda.models._weights`):
 the backbone lives under ``backbone.`` with the original torchvision-like names (``conv1``, ``bn1``,
 ``layer3.7.conv2``, ``layer1.0.downsample.0`` …); the original ``layer6.conv2d_list.i`` (main head) is our
 ``head.branches.i`` and ``layer5.conv2d_list.i`` (auxiliary head) is our ``aux_head.branches.i``.
@@ -153,7 +153,7 @@ class DeepLabV2(UdaSegmentationModel):
         bn_mode: ``"frozen"`` (default: eval-mode BN, affine frozen), ``"moving"`` (the originals: affine
             frozen, running statistics updated in train mode) or ``"train"`` (trainable BN, random init).
         normalization: input normalization of the weights; ``"caffe"`` (BGR, 0–255, mean subtracted) for the
-            DeepLab-v2 init file. :func:`~uda.models.load_weights` switches it to what the loaded file needs.
+            DeepLab-v2 init file. [`load_weights`][uda.models.load_weights] switches it to what the loaded file needs.
         dilations: dilations of the classifier branches.
         classifier_branches: branches each classifier sums (``None``: all); ``2`` is AdaptSegNet's released
             classifier (see [ClassifierV2][uda.models.deeplabv2.ClassifierV2]).
@@ -259,7 +259,7 @@ class DeepLabV2(UdaSegmentationModel):
         ]
 
     def translate_foreign_state_dict(self, sd: dict[str, torch.Tensor]) -> tuple[dict, str, str | None] | None:
-        """Map the original AdaptSegNet/ADVENT layouts onto ours (used by :func:`~uda.models.load_weights`).
+        """Map the original AdaptSegNet/ADVENT layouts onto ours (used by [`load_weights`][uda.models.load_weights]).
 
         Returns ``(state_dict, layout, normalization)`` or ``None`` when ``sd`` is in none of them.
         """
@@ -330,7 +330,7 @@ def deeplabv2(
 
     Args:
         num_classes: output classes.
-        pretrained: a local weights file in any layout :func:`~uda.models.load_weights` reads, or ``None``.
+        pretrained: a local weights file in any layout [`load_weights`][uda.models.load_weights] reads, or ``None``.
         multi_level: auxiliary head on layer3.
         bn_mode: ``"frozen"`` (default), ``"moving"`` (the originals) or ``"train"``.
         freeze_bn: shorthand: ``True`` → ``bn_mode="frozen"``, ``False`` → ``"moving"`` (ignored if ``bn_mode``).
@@ -345,7 +345,7 @@ def deeplabv2(
             ``bn_mode="moving"``/``"train"`` the recomputation updates the BatchNorm statistics a second time.
 
     Returns:
-        A :class:`DeepLabV2`.
+        A [`DeepLabV2`][uda.models.deeplabv2.DeepLabV2].
     """
     if bn_mode is None:
         bn_mode = "moving" if freeze_bn is False else "frozen"
@@ -396,7 +396,7 @@ def deeplabv2_tiny(
         activation_checkpointing: recompute the stages' activations in the backward pass (see ``deeplabv2``).
 
     Returns:
-        A :class:`DeepLabV2`.
+        A [`DeepLabV2`][uda.models.deeplabv2.DeepLabV2].
     """
     return _build(
         pretrained,

@@ -1,5 +1,5 @@
 """segmentation-models-pytorch architectures (DeepLabV3+ of Chen et al. 2018, U-Net, FPN, SegFormer's MLP decoder,
-…) behind :class:`~uda.types.SegOutput`, with the encoder's levels exposed as features.
+…) behind [`SegOutput`][uda.types.SegOutput], with the encoder's levels exposed as features.
 
 ``encoder_weights`` is always ``None`` (smp would download them): weights come from a local file through
 ``pretrained=PATH`` (a ``uda`` checkpoint, or an encoder/timm state dict matched under ``net.encoder.``).
@@ -139,7 +139,7 @@ def smp_model(
         arch_kwargs: extra ``smp.create_model`` arguments.
 
     Returns:
-        An :class:`SmpModel`.
+        An [`SmpModel`][uda.models.smp_models.SmpModel].
     """
     model = SmpModel(
         num_classes,
@@ -176,7 +176,7 @@ def smp_tiny(
         bn_mode: ``"train"`` (random init needs trainable BN).
 
     Returns:
-        An :class:`SmpModel`.
+        An [`SmpModel`][uda.models.smp_models.SmpModel].
     """
     kw = {"decoder_channels": (64, 32, 16, 16, 16)} if arch == "unet" else {}
     return smp_model(

@@ -1,8 +1,8 @@
 """Any timm backbone (``features_only``, output stride 8 or 16) with a DeepLab-style head (DeepLab-v2's summed
-atrous classifier, Chen et al. 2017, or the DeepLab-v3 ASPP), behind :class:`~uda.types.SegOutput`.
+atrous classifier, Chen et al. 2017, or the DeepLab-v3 ASPP), behind [`SegOutput`][uda.types.SegOutput].
 
 Weights never come from a hub: the backbone is built with ``pretrained=False`` and ``pretrained=PATH`` loads a
-local timm state dict (``.pth``/``.safetensors``) through :func:`uda.models.load_weights`.
+local timm state dict (``.pth``/``.safetensors``) through [`uda.models.load_weights`][uda.models.load_weights].
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class TimmDeepLab(UdaSegmentationModel):
 
     Feature levels: the last four backbone levels are named ``layer1`` … ``layer4`` (ResNet naming; for a ResNet
     they are its stages), earlier ones ``stem``/``stem0``…; channels and strides are declared in
-    :attr:`feature_info` (probed once at construction), plus ``logits``, ``aux`` and (ASPP head) ``aspp``.
+    `feature_info` (probed once at construction), plus ``logits``, ``aux`` and (ASPP head) ``aspp``.
 
     Args:
         num_classes: output classes.
@@ -216,7 +216,7 @@ def timm_deeplab(
         backbone_kwargs: extra ``timm.create_model`` arguments.
 
     Returns:
-        A :class:`TimmDeepLab`.
+        A [`TimmDeepLab`][uda.models.timm_models.TimmDeepLab].
     """
     model = TimmDeepLab(
         num_classes,
@@ -254,7 +254,7 @@ def timm_tiny(
         dilations: classifier dilations.
 
     Returns:
-        A :class:`TimmDeepLab`.
+        A [`TimmDeepLab`][uda.models.timm_models.TimmDeepLab].
     """
     model = TimmDeepLab(
         num_classes, backbone=backbone, output_stride=8, multi_level=multi_level, bn_mode=bn_mode, dilations=dilations

@@ -28,8 +28,9 @@ class BlockMasking(nn.Module):
         block: block side in pixels, 64.
         exact: mask exactly ``round(ratio · blocks)`` blocks per image instead of Bernoulli draws.
 
-    Returns:
-        ``(masked, keep)``: masked images (B, C, H, W) and the (B, 1, H, W) float keep-mask (1 = visible).
+    Calling it returns:
+        The pair ``(masked, keep)``, the masked images (B, C, H, W) and the (B, 1, H, W) float keep-mask
+        (1 = visible).
 
     Example:
         >>> import torch, uda

@@ -75,8 +75,9 @@ class ClassMix(nn.Module):
         choice: ``"batch"`` (default, DAFormer's code) or ``"image"`` (DACS paper); see `class_masks`.
         ignore_as_class: count 255 as a candidate class (the originals do).
 
-    Returns:
-        ``(image, label, weight, mask)``: (B, 3, H, W), (B, H, W) int64, (B, H, W) float, (B, H, W) float.
+    Calling it returns:
+        The tuple ``(image, label, weight, mask)`` of shapes (B, 3, H, W), (B, H, W) int64, (B, H, W) float and
+        (B, H, W) float.
 
     Shape:
         src_image, tgt_image (B, 3, H, W); src_label, tgt_label (B, H, W); tgt_weight (B, H, W) or ``None``.

@@ -49,8 +49,8 @@ class PseudoLabeler(nn.Module):
             compute pseudo-labels at the input image's size).
         align_corners: of that resize: ``False`` as DAFormer, ``True`` as the original DACS code.
 
-    Returns:
-        ``(labels, weights)``: labels (B, H, W) int64, weights (B, H, W) float.
+    Calling it returns:
+        The pair ``(labels, weights)``, labels (B, H, W) int64 and weights (B, H, W) float.
 
     Shape:
         logits (B, C, h, w).

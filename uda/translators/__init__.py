@@ -1,5 +1,5 @@
 """Image translators (kind ``translator``): ``identity``, ``fda`` (FDA), ``cyclegan`` / ``cyclegan_tiny``
-(CycleGAN), plus the translated-dataset cache (:func:`translate_dataset`) and translator checkpoints."""
+(CycleGAN), plus the translated-dataset cache ([`translate_dataset`][uda.translators.cache.translate_dataset]) and translator checkpoints."""
 
 from ._base import IdentityTranslator, Translator
 from .cache import (

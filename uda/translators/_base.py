@@ -13,8 +13,8 @@ from .._registry import register
 class Translator(nn.Module):
     """A source → target image translator: ``translator(source, target=None)`` on RGB images in [0, 1].
 
-    Subclasses record the registered name and constructor arguments that rebuild them in :attr:`spec_name`
-    and :attr:`spec_kwargs`, so :func:`~uda.translators.save_translator` / :func:`~uda.translators.load_translator`
+    Subclasses record the registered name and constructor arguments that rebuild them in `spec_name`
+    and `spec_kwargs`, so [`save_translator`][uda.translators.save_translator] / [`load_translator`][uda.translators.load_translator]
     restore them without pickled code.
     """
 

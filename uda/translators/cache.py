@@ -183,7 +183,7 @@ def save_sample_grid(
 
 
 def translator_checkpoint(translator: Translator) -> dict[str, Any]:
-    """``{"name", "kwargs", "state_dict"}``: everything :func:`load_translator` needs, without pickled code."""
+    """``{"name", "kwargs", "state_dict"}``: everything [`load_translator`][uda.translators.cache.load_translator] needs, without pickled code."""
     spec = translator.spec()
     if not spec["name"]:
         raise UdaError(
@@ -204,7 +204,7 @@ def load_translator(path_or_run_dir: str | os.PathLike, *, map_location: Any = "
     """Restore a saved translator from a checkpoint file or a run directory.
 
     A checkpoint holds ``{"translator": {"name", "kwargs", "state_dict"}}`` (or those keys at the top level),
-    or is a training checkpoint of :mod:`uda.engine` (``"translator"``: a state dict; the name and options
+    or is a training checkpoint of `uda.engine` (``"translator"``: a state dict; the name and options
     come from its saved ``config.recipe.translator`` / ``translator_options``).
     For a directory, the first of ``translator.pt``, ``checkpoints/translator.pt``, ``checkpoints/last.pt``
     that exists is read.

@@ -193,8 +193,8 @@ class CycleGAN(Translator):
     """CycleGAN: generators ``g_st`` (source → target), ``g_ts`` and PatchGANs ``d_t``, ``d_s``.
 
     ``forward(source)`` translates source images to the target style (call in eval/no-grad for inference).
-    Training is driven by the loop: :meth:`generator_losses` with :meth:`discriminator_modules` frozen,
-    then :meth:`discriminator_losses` on the returned state; its optimizer is the recipe's ``translator_optim``.
+    Training is driven by the loop: `generator_losses` with `discriminator_modules` frozen,
+    then `discriminator_losses` on the returned state; its optimizer is the recipe's ``translator_optim``.
     The networks work in [−1, 1]; the conversion from/to [0, 1] happens inside. Losses are computed in
     [−1, 1] like the original.
 
@@ -308,7 +308,7 @@ class CycleGAN(Translator):
         """``d_t = ½[L(D_t(real_t), 1) + L(D_t(pool(fake_t)), 0)]`` and ``d_s`` likewise.
 
         Args:
-            state: the second value returned by :meth:`generator_losses`.
+            state: the second value returned by `generator_losses`.
 
         Returns:
             ``{"d_t": ..., "d_s": ...}``.

@@ -96,3 +96,24 @@ def test_amp_on_cpu_runs_and_bad_config_raises():
         infer(model, torch.rand(1, 3, 8, 8), EvalConfig(mode="multiscale", scales=[]))
     with pytest.raises(UdaError, match="B, 3, H, W"):
         infer(model, torch.rand(3, 8, 8))
+
+
+def test_mmseg_protocol_resizes_bilinear_and_upsamples_without_align_corners():
+    """`eval.resize_interpolation=bilinear`, `eval.align_corners=false` (DAFormer/HRDA/MIC presets) follow mmseg's
+    test pipeline; the defaults follow AdaptSegNet/ADVENT (bicubic images, align_corners=True logits)."""
+    torch.manual_seed(0)
+    images = torch.rand(1, 3, 32, 64)
+    seen = []
+
+    def model(x):
+        seen.append(x)
+        return x[:, :2, ::4, ::4].contiguous()  # stride-4 "logits" of the resized input
+
+    mm = EvalConfig(size="32x16", resize_interpolation="bilinear", align_corners=False)
+    out = infer(model, images, mm, out_size=(32, 64))
+    x = F.interpolate(images, size=(16, 32), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    torch.testing.assert_close(seen[-1], x)
+    want = F.interpolate(x[:, :2, ::4, ::4], size=(32, 64), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out, want)
+    default = infer(model, images, EvalConfig(size="32x16"), out_size=(32, 64))
+    assert not torch.allclose(default, out)  # the ADVENT protocol differs

@@ -151,6 +151,7 @@ def _self_training(setup: str, daformer: bool) -> ExperimentConfig:
         cfg.trainer.checkpoint_every = 4000
         cfg.trainer.eval_every = 4000
         cfg.eval.mode, cfg.eval.size = "resize", "1024x512"  # whole image at 1024x512
+        cfg.eval.resize_interpolation, cfg.eval.align_corners = "bilinear", False  # as mmseg's test pipeline
         cfg.description = f"DAFormer (MiT-B5, rare-class sampling, ImageNet feature distance) on {cfg.description}"
     else:
         cfg.recipe = DACSConfig(alpha=0.99, mix_classes="image", crop="512x512", cat_max_ratio=1.0, flip=False)

@@ -158,6 +158,10 @@ class EvalConfig(Checked):
     max_images: int | None = field(default=None, metadata=at_least(1, meaning=" (null: every image)"))
     protocol: Literal["auto", "19", "16", "13"] = "auto"
     amp: bool = False
+    # AdaptSegNet/ADVENT: images bicubic, logits bilinear with align_corners=True; mmseg (DAFormer, HRDA, MIC):
+    # images bilinear, logits align_corners=False.
+    resize_interpolation: Literal["bicubic", "bilinear"] = "bicubic"
+    align_corners: bool = True
 
     def validate(self) -> None:
         super().validate()

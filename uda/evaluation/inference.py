@@ -49,19 +49,20 @@ def autocast_context(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _resize_input(images: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+def _resize_input(images: torch.Tensor, size_hw: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
     if tuple(images.shape[-2:]) == tuple(size_hw):
         return images
     # Antialiased bicubic, clamped to the image range: the originals' test loaders resize with PIL's BICUBIC
-    # (which also clamps); this matches it within ~1/255 (PIL rounds to uint8, we stay in float).
-    out = F.interpolate(images, size=size_hw, mode="bicubic", align_corners=False, antialias=True)
+    # (which also clamps); this matches it within ~1/255 (PIL rounds to uint8, we stay in float). The
+    # mmseg-based lineage (DAFormer, HRDA, MIC) resizes bilinearly (`eval.resize_interpolation`).
+    out = F.interpolate(images, size=size_hw, mode=mode, align_corners=False, antialias=True)
     return out.clamp_(0.0, 1.0)
 
 
-def _upsample(logits: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+def _upsample(logits: torch.Tensor, size_hw: tuple[int, int], align_corners: bool = True) -> torch.Tensor:
     if tuple(logits.shape[-2:]) == tuple(size_hw):
         return logits
-    return F.interpolate(logits, size=size_hw, mode="bilinear", align_corners=True)
+    return F.interpolate(logits, size=size_hw, mode="bilinear", align_corners=align_corners)
 
 
 def sliding_windows(height: int, width: int, crop_hw: tuple[int, int], stride_hw: tuple[int, int]):
@@ -87,7 +88,7 @@ def _slide(model: Callable, x: torch.Tensor, cfg: EvalConfig) -> torch.Tensor:
     acc: torch.Tensor | None = None
     count = torch.zeros(1, 1, h, w, device=x.device, dtype=torch.float32)
     for y0, y1, x0, x1 in sliding_windows(h, w, (ch, cw), (sh, sw)):
-        win = _upsample(_logits(model, x[:, :, y0:y1, x0:x1]).float(), (y1 - y0, x1 - x0))
+        win = _upsample(_logits(model, x[:, :, y0:y1, x0:x1]).float(), (y1 - y0, x1 - x0), cfg.align_corners)
         if acc is None:
             acc = torch.zeros(b, win.shape[1], h, w, device=x.device, dtype=torch.float32)
         acc[:, :, y0:y1, x0:x1] += win
@@ -134,11 +135,12 @@ def infer(
     out_hw = tuple(out_size) if out_size is not None else in_hw
     size = parse_size(cfg.size, "eval.size")
     base_hw = (size[1], size[0]) if size is not None else in_hw
+    ac, interp = cfg.align_corners, cfg.resize_interpolation
     with torch.inference_mode(), autocast_context(images.device, cfg.amp):
         if cfg.mode == "resize":
-            logits = _upsample(_logits(model, _resize_input(images, base_hw)).float(), out_hw)
+            logits = _upsample(_logits(model, _resize_input(images, base_hw, interp)).float(), out_hw, ac)
         elif cfg.mode == "slide":
-            logits = _upsample(_slide(model, _resize_input(images, base_hw), cfg), out_hw)
+            logits = _upsample(_slide(model, _resize_input(images, base_hw, interp), cfg), out_hw, ac)
         elif cfg.mode == "multiscale":
             if not cfg.scales:
                 raise UdaError("eval.scales is empty; give at least one scale, e.g. [1.0]")
@@ -146,10 +148,10 @@ def infer(
             n = 0
             for s in cfg.scales:
                 hw = (max(1, round(base_hw[0] * s)), max(1, round(base_hw[1] * s)))
-                x = _resize_input(images, hw)
+                x = _resize_input(images, hw, interp)
                 for flip in (False, True) if cfg.flip else (False,):
                     lg = _logits(model, x.flip(-1) if flip else x).float()
-                    lg = _upsample(lg.flip(-1) if flip else lg, out_hw)
+                    lg = _upsample(lg.flip(-1) if flip else lg, out_hw, ac)
                     p = lg.softmax(1)
                     probs = p if probs is None else probs.add_(p)
                     n += 1

@@ -1,11 +1,13 @@
-"""The ``uda`` commands. Each one builds a config and calls one library function."""
+"""The ``uda`` group and its commands. Each one builds a config and calls one library function.
+
+Here: ``list``, ``config show`` and ``train``; ``evaluate`` and ``predict`` live in ``_evaluate``,
+``translate`` in ``_translate`` and ``data`` in ``_data``, all added to `main` at the end of this module."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -13,17 +15,13 @@ from .. import __version__
 from .._errors import UdaError
 from .._registry import KINDS, registry
 from ._app import UdaGroup
-from ._util import DatasetRoot, Device, Size, dataset_overrides, load_model, quote, resolve_device, run_config
+from ._data import data_group
+from ._evaluate import SAVE_KINDS, evaluate_cmd, predict_cmd
+from ._options import set_option
+from ._translate import translate_cmd
+from ._util import DatasetRoot, Device, dataset_overrides, quote
 
-SAVE_KINDS = ("trainid", "color", "overlay", "labelid")
-
-_set_option = click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config key (dotted; the value is a YAML scalar). Repeatable, e.g. --set trainer.max_iters=100.",
-)
+__all__ = ["SAVE_KINDS", "main"]
 
 
 @click.group(
@@ -93,7 +91,7 @@ def config_group() -> None:
 
 @config_group.command("show")
 @click.argument("name_or_yaml")
-@_set_option
+@set_option
 def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
     """Print the resolved experiment config NAME_OR_YAML as YAML.
 
@@ -114,7 +112,7 @@ def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
 
 @main.command("train")
 @click.argument("name_or_yaml", required=False)
-@_set_option
+@set_option
 @click.option("--source", type=DatasetRoot(), help="Source dataset and its folder, e.g. gta5:/data/GTA5.")
 @click.option("--target", type=DatasetRoot(),
               help="Target dataset and its folder, e.g. cityscapes:/data/cityscapes (validation follows it, split val).")
@@ -181,264 +179,9 @@ def train_cmd(
     click.echo(f"run directory: {run_dir}  (final.json, metrics.jsonl, checkpoints/)")
 
 
-# --------------------------------------------------------------------------------------------- translate
+# --------------------------------------------------------------------------------------------- the others
 
-
-class _RandomTargets:
-    """Calls a translator that needs target images (FDA) with one random image of a target dataset per source
-    image, as in training, where each source image meets a target image of its batch (seeded, so reruns match)."""
-
-    def __init__(self, translator: Any, targets: Any, seed: int = 0) -> None:
-        import torch
-
-        if len(targets) == 0:
-            raise UdaError("uda translate: the run's target dataset is empty; FDA needs target images")
-        self.translator, self.targets = translator, targets
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __getattr__(self, name: str) -> Any:  # parameters(), eval(), training … of the translator
-        return getattr(self.translator, name)
-
-    def __call__(self, images: Any, target: Any = None) -> Any:
-        import torch
-
-        idx = torch.randint(len(self.targets), (images.shape[0],), generator=self.generator).tolist()
-        tgt = [self.targets[i]["image"] for i in idx]
-        hw = images.shape[-2:]
-        tgt = torch.stack([torch.nn.functional.interpolate(t[None], size=hw, mode="bilinear", align_corners=False)[0]
-                           if t.shape[-2:] != hw else t for t in tgt])
-        return self.translator(images, tgt.to(images.device))
-
-
-@main.command("translate")
-@click.argument("run_dir_or_checkpoint", type=click.Path(exists=True))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder of the translated images.")
-@click.option("--dataset", help="Registered dataset name of the images to translate [default: the run's source].")
-@click.option("--root", type=click.Path(exists=True, file_okay=False),
-              help="The dataset's folder [default: the run's source root].")
-@click.option("--split", default="train", show_default=True, help="Dataset split.")
-@click.option("--size", type=Size(), help="Translate at this size WxH [default: the run's source training size].")
-@click.option("--native-size", is_flag=True, help="Translate at the images' own size instead of the training size.")
-@click.option("--device", type=Device(), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the target images FDA pairs with.")
-def translate_cmd(
-    run_dir_or_checkpoint: str,
-    out: str,
-    dataset: str | None,
-    root: str | None,
-    split: str,
-    size: tuple[int, int] | None,
-    native_size: bool,
-    device: str,
-    seed: int,
-) -> None:
-    """Translate a source dataset with a run's translator (CycleGAN or FDA) into a cache folder.
-
-    Images are written at the run's source training size (data.source.size) unless --size or
-    --native-size says otherwise; FDA takes each image's low frequencies from a random image of the
-    run's target dataset. The output keeps the dataset's relative paths, so it reads back with
-    `--set recipe.translated_root=OUT` (labels still from the original root).
-
-    \b
-    Example:
-        uda translate runs/cyclegan_gta5_cityscapes --out /data/GTA5_as_cityscapes
-        uda translate translator.pt --dataset gta5 --root /data/GTA5 --out /data/GTA5_as_cityscapes
-    """
-    from ..config import DatasetConfig
-    from ..data import build_dataset
-    from ..translators import load_translator, translate_dataset
-
-    if size is not None and native_size:
-        raise click.BadParameter("give --size or --native-size, not both", param_hint="--native-size")
-    cfg = None
-    try:
-        cfg = run_config(run_dir_or_checkpoint)
-    except UdaError:
-        cfg = None  # a bare translator file (save_translator): no run config
-    if cfg is None and (dataset is None or root is None):
-        raise UdaError(f"{run_dir_or_checkpoint}: holds no run config; pass --dataset NAME --root FOLDER")
-    src = cfg.data.source if cfg is not None else None
-    if dataset is None:
-        dataset = src.name
-    if root is None:
-        root = src.root
-    same_source = src is not None and dataset == src.name
-    if native_size:
-        ds_size = None
-    elif size is not None:
-        ds_size = f"{size[0]}x{size[1]}"
-    else:
-        ds_size = src.size if src is not None else None
-    options = dict(src.options) if same_source and root == src.root else {}
-    options.pop("images_root", None)  # translate the original images, not an earlier cache
-    dev = resolve_device(device)
-    translator = load_translator(run_dir_or_checkpoint).to(dev)
-    ds = build_dataset(DatasetConfig(name=dataset, root=root, split=split, size=ds_size, options=options),
-                       labels=False)
-    if getattr(translator, "spec_name", None) == "fda":
-        if cfg is None:
-            raise UdaError(f"{run_dir_or_checkpoint}: FDA needs target images; pass an FDA run (its target dataset "
-                           "is used) rather than a bare translator file")
-        translator = _RandomTargets(translator, build_dataset(cfg.data.target, labels=False), seed)
-    counts = translate_dataset(translator, ds, out, device=dev)
-    at = "native size" if ds_size is None else ds_size
-    skipped = f" ({counts['skipped']} already there)" if counts.get("skipped") else ""
-    click.echo(f"translated {counts['written']} images of {dataset}/{split} at {at} into {out}{skipped}")
-
-
-# --------------------------------------------------------------------------------------------- evaluate / predict
-
-
-def _print_result(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        from ..evaluation import format_table
-
-        click.echo(format_table(result))
-
-
-@main.command("evaluate")
-@click.argument("checkpoint", required=False, type=click.Path(exists=True))
-@click.option("--predictions", type=click.Path(exists=True, file_okay=False),
-              help="Score a folder of trainId PNG predictions instead of a checkpoint.")
-@click.option("--dataset", help="Registered dataset name, e.g. cityscapes [default: the run's validation set].")
-@click.option("--root", type=click.Path(exists=True, file_okay=False),
-              help="The dataset's folder [default: the run's validation set's].")
-@click.option("--split", help="Dataset split [default: the run's validation split, else val].")
-@click.option("--json", "as_json", is_flag=True, help="Print the evaluation JSON.")
-@click.option("--report", type=click.Path(file_okay=False), help="Also write the report (Markdown, CSV, PNGs) here.")
-@click.option("--model", "model_name", help="Model to build for a bare weights file (e.g. an original ADVENT checkpoint).")
-@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
-@click.option("--device", type=Device(), default="auto", show_default=True)
-@_set_option
-def evaluate_cmd(
-    checkpoint: str | None,
-    predictions: str | None,
-    dataset: str | None,
-    root: str | None,
-    split: str | None,
-    as_json: bool,
-    report: str | None,
-    model_name: str | None,
-    num_classes: int | None,
-    device: str,
-    overrides: tuple[str, ...],
-) -> None:
-    """Evaluate a CHECKPOINT (or run directory), or a folder of --predictions, on a labelled split.
-
-    A run is scored on its own validation set with its options unless --dataset/--root say otherwise:
-    --root alone keeps the run's dataset and its options (another copy of the data); --dataset names
-    another dataset (its options start afresh) and needs --root. A bare weights file and --predictions
-    need both. IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
-    --set changes the evaluation, e.g. --set eval.mode=slide or --set data.val.options.KEY=VALUE.
-
-    \b
-    Examples:
-        uda evaluate runs/mlfa_synthetic                     # the run's own validation set
-        uda evaluate runs/mlfa_gta5_cityscapes --root /data/cityscapes --json
-        uda evaluate --predictions preds/ --dataset cityscapes --root /data/cityscapes
-        uda evaluate ADVENT_gta2cityscapes.pth --model deeplabv2 --dataset cityscapes --root /data/cityscapes
-    """
-    from ..data import build_dataset
-
-    if (checkpoint is None) == (predictions is None):
-        raise click.UsageError("give either CHECKPOINT or --predictions DIR (exactly one)")
-    run_cfg = run_config(checkpoint) if checkpoint is not None else None
-    sets = _val_overrides(run_cfg, dataset, root, split) + list(overrides)
-    cfg = run_config(checkpoint, sets) if run_cfg is not None else None
-    if cfg is None:
-        cfg = _default_config(sets)
-    ds = build_dataset(cfg.data.val, labels=True)
-    if predictions is not None:
-        from ..evaluation import evaluate_predictions
-
-        result = evaluate_predictions(predictions, ds, protocol=cfg.eval.protocol)
-    else:
-        from ..evaluation import evaluate
-
-        model, _ = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=sets)
-        dev = resolve_device(device)
-        result = evaluate(model.to(dev), ds, cfg.eval, device=dev)
-    _print_result(result, as_json)
-    if report:
-        from ..evaluation import write_report
-
-        write_report(result, report)
-        click.echo(f"report written to {report}", err=True)
-
-
-def _val_overrides(run_cfg: Any, dataset: str | None, root: str | None, split: str | None) -> list[str]:
-    """The `data.val` overrides of `uda evaluate`: the run's own validation set unless told otherwise."""
-    if run_cfg is None:  # bare weights or --predictions: nothing to fall back on
-        if dataset is None or root is None:
-            raise click.UsageError("--dataset and --root are needed here (no run config to take the validation set "
-                                   "from)")
-        return dataset_overrides("val", (dataset, root), split=split or "val")
-    val = run_cfg.data.val
-    out: list[str] = []
-    if dataset is not None and dataset != val.name:  # another dataset: its own options, native label size
-        if root is None:
-            raise click.UsageError(f"--dataset {dataset} differs from the run's validation set ({val.name}); "
-                                   "give its --root too")
-        return dataset_overrides("val", (dataset, root), split=split or "val")
-    if root is not None:  # the same dataset elsewhere: the run's options stay
-        out.append(f"data.val.root={quote(root)}")
-    if split is not None:
-        out.append(f"data.val.split={quote(split)}")
-    return out
-
-
-def _default_config(overrides: list[str]) -> Any:
-    from ..config import ExperimentConfig, apply_overrides
-
-    return ExperimentConfig.from_dict(apply_overrides(ExperimentConfig().to_dict(), overrides))
-
-
-@main.command("predict")
-@click.argument("checkpoint", type=click.Path(exists=True))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--save", default="trainid,color", show_default=True,
-              help=f"Comma-separated outputs: {', '.join(SAVE_KINDS)}.")
-@click.option("--model", "model_name", help="Model to build for a bare weights file.")
-@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
-@click.option("--device", type=Device(), default="auto", show_default=True)
-@_set_option
-def predict_cmd(
-    checkpoint: str,
-    inputs: tuple[str, ...],
-    out: str,
-    save: str,
-    model_name: str | None,
-    num_classes: int | None,
-    device: str,
-    overrides: tuple[str, ...],
-) -> None:
-    """Segment images (files or folders) with a CHECKPOINT and write PNGs into --out.
-
-    trainid: trainId PNGs; color: the Cityscapes palette; overlay: colours over the image;
-    labelid: Cityscapes label ids (for the official evaluation server).
-
-    \b
-    Example:
-        uda predict runs/mlfa_synthetic street.png frames/ --out preds --save color,overlay
-    """
-    from ..evaluation import predict
-
-    kinds = [s.strip() for s in save.split(",") if s.strip()]
-    bad = [k for k in kinds if k not in SAVE_KINDS]
-    if bad or not kinds:
-        raise click.BadParameter(f"unknown output(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SAVE_KINDS)}",
-                                 param_hint="--save")
-    model, cfg = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=list(overrides))
-    eval_cfg = cfg.eval if cfg is not None else _default_config(list(overrides)).eval
-    dev = resolve_device(device)
-    written = predict(model.to(dev), list(inputs), out, save=kinds, cfg=eval_cfg, device=dev)
-    n_images = len(written) // len(kinds)  # one file per image and kind
-    click.echo(f"wrote predictions for {n_images} images ({len(written)} files: {', '.join(kinds)}) into {out}")
-
-
-from ._data import data_group  # noqa: E402
-
+main.add_command(translate_cmd)
+main.add_command(evaluate_cmd)
+main.add_command(predict_cmd)
 main.add_command(data_group)

@@ -1,13 +1,6 @@
 """Evaluation of a model on a labelled split, and of a folder of saved predictions (the
-protocol of AdaptSegNet, ADVENT and the MLFA paper; see docs/evaluation.md), with label-free target scores for model selection.
-
-Label-free scores (logged at every evaluation, none of them uses a label):
-
-- ``entropy``: mean per-pixel prediction entropy divided by ``log C`` (0 = one-hot, 1 = uniform); the
-  quantity AdvEnt/MinEnt minimise. Lower is more confident.
-- ``im_score``: the information-maximisation score of SHOT/IM, ``H(mean prediction) − mean H(prediction)``,
-  divided by ``log C``; in [0, 1], **higher is better** (confident per pixel *and* diverse over classes).
-  It is the negation of the IM loss.
+protocol of AdaptSegNet, ADVENT and the MLFA paper; see docs/evaluation.md), with the label-free target scores
+of [`LabelFreeScores`][uda.evaluation.label_free.LabelFreeScores] for model selection.
 
 The default report is the final checkpoint; a result selected as the best on the validation labels must
 carry ``selection=SELECTED_ON_TARGET_LABELS``.
@@ -27,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -40,13 +32,13 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from .._errors import DataError, UdaError
 from ..config import EvalConfig
 from .inference import infer
+from .label_free import LabelFreeScores
 from .metrics import ConfusionMatrix, resolve_protocol
 
 __all__ = [
     "FINAL_CHECKPOINT",
     "PREDICTION_SUFFIXES",
     "SELECTED_ON_TARGET_LABELS",
-    "LabelFreeScores",
     "evaluate",
     "evaluate_predictions",
     "prediction_stem",
@@ -82,50 +74,6 @@ def _dist_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if world_size is None:
         world_size = dist.get_world_size() if initialized else 1
     return rank, world_size
-
-
-class LabelFreeScores:
-    """Streaming label-free scores on the device (mean normalized entropy, IM score); no host sync per batch.
-
-    Example:
-        >>> s = LabelFreeScores(4)
-        >>> s.update(torch.zeros(1, 4, 2, 2))  # uniform predictions
-        >>> s.compute()["entropy"]
-        1.0
-    """
-
-    def __init__(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self._sums: torch.Tensor | None = None  # (C + 2,) float64: [sum p per class ..., sum H, pixels]
-
-    def update(self, logits: torch.Tensor) -> None:
-        """Add (B, C, H, W) logits."""
-        logp = logits.float().log_softmax(1)
-        p = logp.exp()
-        ent = -(p * logp).sum(1)  # (B, H, W) in nats
-        sums = torch.cat(
-            [p.sum((0, 2, 3)).double(), ent.sum().double().view(1), logits.new_tensor([ent.numel()]).double()]
-        )
-        self._sums = sums if self._sums is None else self._sums + sums
-
-    def all_reduce_(self) -> LabelFreeScores:
-        """Sum over processes when ``torch.distributed`` is initialized."""
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 and self._sums is not None:
-            dist.all_reduce(self._sums, op=dist.ReduceOp.SUM)
-        return self
-
-    def compute(self) -> dict[str, float]:
-        """``{"entropy": …, "im_score": …}`` normalized by ``log C`` (NaN when nothing was seen)."""
-        if self._sums is None or self.num_classes < 2:
-            return {"entropy": float("nan"), "im_score": float("nan")}
-        s = self._sums.cpu().numpy()
-        n = s[-1]
-        log_c = math.log(self.num_classes)
-        mean_ent = s[-2] / n
-        p_bar = s[:-2] / n
-        p_bar = p_bar[p_bar > 0]
-        ent_bar = float(-(p_bar * np.log(p_bar)).sum())
-        return {"entropy": round(float(mean_ent / log_c), 6), "im_score": round(float((ent_bar - mean_ent) / log_c), 6)}
 
 
 def _collate(items: list[dict]) -> dict[str, Any]:

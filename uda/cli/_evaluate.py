@@ -1,0 +1,163 @@
+"""``uda evaluate`` and ``uda predict``: score a checkpoint or a folder of predictions, segment images."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ._options import set_option
+from ._util import Device, dataset_overrides, load_model, quote, resolve_device, run_config
+
+SAVE_KINDS = ("trainid", "color", "overlay", "labelid")
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        from ..evaluation import format_table
+
+        click.echo(format_table(result))
+
+
+@click.command("evaluate")
+@click.argument("checkpoint", required=False, type=click.Path(exists=True))
+@click.option("--predictions", type=click.Path(exists=True, file_okay=False),
+              help="Score a folder of trainId PNG predictions instead of a checkpoint.")
+@click.option("--dataset", help="Registered dataset name, e.g. cityscapes [default: the run's validation set].")
+@click.option("--root", type=click.Path(exists=True, file_okay=False),
+              help="The dataset's folder [default: the run's validation set's].")
+@click.option("--split", help="Dataset split [default: the run's validation split, else val].")
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluation JSON.")
+@click.option("--report", type=click.Path(file_okay=False), help="Also write the report (Markdown, CSV, PNGs) here.")
+@click.option("--model", "model_name", help="Model to build for a bare weights file (e.g. an original ADVENT checkpoint).")
+@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
+@click.option("--device", type=Device(), default="auto", show_default=True)
+@set_option
+def evaluate_cmd(
+    checkpoint: str | None,
+    predictions: str | None,
+    dataset: str | None,
+    root: str | None,
+    split: str | None,
+    as_json: bool,
+    report: str | None,
+    model_name: str | None,
+    num_classes: int | None,
+    device: str,
+    overrides: tuple[str, ...],
+) -> None:
+    """Evaluate a CHECKPOINT (or run directory), or a folder of --predictions, on a labelled split.
+
+    A run is scored on its own validation set with its options unless --dataset/--root say otherwise:
+    --root alone keeps the run's dataset and its options (another copy of the data); --dataset names
+    another dataset (its options start afresh) and needs --root. A bare weights file and --predictions
+    need both. IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
+    --set changes the evaluation, e.g. --set eval.mode=slide or --set data.val.options.KEY=VALUE.
+
+    \b
+    Examples:
+        uda evaluate runs/mlfa_synthetic                     # the run's own validation set
+        uda evaluate runs/mlfa_gta5_cityscapes --root /data/cityscapes --json
+        uda evaluate --predictions preds/ --dataset cityscapes --root /data/cityscapes
+        uda evaluate ADVENT_gta2cityscapes.pth --model deeplabv2 --dataset cityscapes --root /data/cityscapes
+    """
+    from ..data import build_dataset
+
+    if (checkpoint is None) == (predictions is None):
+        raise click.UsageError("give either CHECKPOINT or --predictions DIR (exactly one)")
+    run_cfg = run_config(checkpoint) if checkpoint is not None else None
+    sets = _val_overrides(run_cfg, dataset, root, split) + list(overrides)
+    cfg = run_config(checkpoint, sets) if run_cfg is not None else None
+    if cfg is None:
+        cfg = _default_config(sets)
+    ds = build_dataset(cfg.data.val, labels=True)
+    if predictions is not None:
+        from ..evaluation import evaluate_predictions
+
+        result = evaluate_predictions(predictions, ds, protocol=cfg.eval.protocol)
+    else:
+        from ..evaluation import evaluate
+
+        model, _ = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=sets)
+        dev = resolve_device(device)
+        result = evaluate(model.to(dev), ds, cfg.eval, device=dev)
+    _print_result(result, as_json)
+    if report:
+        from ..evaluation import write_report
+
+        write_report(result, report)
+        click.echo(f"report written to {report}", err=True)
+
+
+def _val_overrides(run_cfg: Any, dataset: str | None, root: str | None, split: str | None) -> list[str]:
+    """The `data.val` overrides of `uda evaluate`: the run's own validation set unless told otherwise."""
+    if run_cfg is None:  # bare weights or --predictions: nothing to fall back on
+        if dataset is None or root is None:
+            raise click.UsageError("--dataset and --root are needed here (no run config to take the validation set "
+                                   "from)")
+        return dataset_overrides("val", (dataset, root), split=split or "val")
+    val = run_cfg.data.val
+    out: list[str] = []
+    if dataset is not None and dataset != val.name:  # another dataset: its own options, native label size
+        if root is None:
+            raise click.UsageError(f"--dataset {dataset} differs from the run's validation set ({val.name}); "
+                                   "give its --root too")
+        return dataset_overrides("val", (dataset, root), split=split or "val")
+    if root is not None:  # the same dataset elsewhere: the run's options stay
+        out.append(f"data.val.root={quote(root)}")
+    if split is not None:
+        out.append(f"data.val.split={quote(split)}")
+    return out
+
+
+def _default_config(overrides: list[str]) -> Any:
+    from ..config import ExperimentConfig, apply_overrides
+
+    return ExperimentConfig.from_dict(apply_overrides(ExperimentConfig().to_dict(), overrides))
+
+
+@click.command("predict")
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--save", default="trainid,color", show_default=True,
+              help=f"Comma-separated outputs: {', '.join(SAVE_KINDS)}.")
+@click.option("--model", "model_name", help="Model to build for a bare weights file.")
+@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
+@click.option("--device", type=Device(), default="auto", show_default=True)
+@set_option
+def predict_cmd(
+    checkpoint: str,
+    inputs: tuple[str, ...],
+    out: str,
+    save: str,
+    model_name: str | None,
+    num_classes: int | None,
+    device: str,
+    overrides: tuple[str, ...],
+) -> None:
+    """Segment images (files or folders) with a CHECKPOINT and write PNGs into --out.
+
+    trainid: trainId PNGs; color: the Cityscapes palette; overlay: colours over the image;
+    labelid: Cityscapes label ids (for the official evaluation server).
+
+    \b
+    Example:
+        uda predict runs/mlfa_synthetic street.png frames/ --out preds --save color,overlay
+    """
+    from ..evaluation import predict
+
+    kinds = [s.strip() for s in save.split(",") if s.strip()]
+    bad = [k for k in kinds if k not in SAVE_KINDS]
+    if bad or not kinds:
+        raise click.BadParameter(f"unknown output(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SAVE_KINDS)}",
+                                 param_hint="--save")
+    model, cfg = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=list(overrides))
+    eval_cfg = cfg.eval if cfg is not None else _default_config(list(overrides)).eval
+    dev = resolve_device(device)
+    written = predict(model.to(dev), list(inputs), out, save=kinds, cfg=eval_cfg, device=dev)
+    n_images = len(written) // len(kinds)  # one file per image and kind
+    click.echo(f"wrote predictions for {n_images} images ({len(written)} files: {', '.join(kinds)}) into {out}")

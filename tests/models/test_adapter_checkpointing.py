@@ -30,7 +30,7 @@ def test_checkpointed_adapter_gives_the_same_gradients(name, bn_mode):
     ckpt = uda.create("model", name, num_classes=4, bn_mode=bn_mode, activation_checkpointing=True)
     ckpt.load_state_dict(plain.state_dict())
     assert ckpt.activation_checkpointing and not plain.activation_checkpointing
-    x = torch.rand(2, 3, 64, 64)
+    x = torch.rand(2, 3, 32, 64)
     grads, logits = [], []
     for m in (plain, ckpt):
         out = m(x)
@@ -58,3 +58,21 @@ def test_smp_encoder_without_checkpointing_is_named():
                                           "use the timm encoder 'tu-resnet18'"):
         uda.create("model", "smp", num_classes=3, arch="unet", encoder_name="resnet18", encoder_depth=3,
                    arch_kwargs={"decoder_channels": (16, 16, 16)}, activation_checkpointing=True)
+
+
+@pytest.mark.parametrize("name, kw", [("deeplabv2_tiny", {"width": 4}), ("daformer_tiny", {}), ("smp_tiny", {}),
+                                      ("timm_tiny", {}),
+                                      ("vfm", {"backbone": "vit_small_patch14_reg4_dinov2", "embed_dim": 16,
+                                               "backbone_kwargs": {"embed_dim": 32, "depth": 4, "num_heads": 2}})])
+def test_one_option_name_across_the_models(name, kw):
+    m = uda.create("model", name, num_classes=3, activation_checkpointing=True, **kw)
+    assert m.activation_checkpointing is True or getattr(m, "base", m).activation_checkpointing is True
+
+
+def test_vfm_keeps_grad_checkpointing_as_an_alias():
+    kw = {"backbone": "vit_small_patch14_reg4_dinov2", "embed_dim": 16,
+          "backbone_kwargs": {"embed_dim": 32, "depth": 4, "num_heads": 2}}
+    for opts in ({"grad_checkpointing": True}, {"activation_checkpointing": True}):
+        m = uda.create("model", "vfm", num_classes=3, **kw, **opts)
+        assert m.activation_checkpointing and m.encoder.grad_checkpointing
+    assert not uda.create("model", "vfm", num_classes=3, **kw).encoder.grad_checkpointing

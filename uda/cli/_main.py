@@ -171,8 +171,10 @@ def train_cmd(
     else:
         cfg = load_config(name_or_yaml, cli + list(overrides))
         run_dir = Path(out) if out else Path("runs") / cfg.name
-        if not int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)):  # an elastic restart continues its own run
-            prepare_run_dir(run_dir, overwrite=overwrite, move=False)  # refuse before any output
+        # Refuse before any output. Under torchrun with several processes the Trainer checks once the group knows
+        # whether it is an elastic restart (which continues its own run; a restart on another node counts too).
+        if int(os.environ.get("WORLD_SIZE", 1)) <= 1 and not int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)):
+            prepare_run_dir(run_dir, overwrite=overwrite, move=False)
     click.echo(f"training {cfg.name} ({cfg.recipe.name}, {cfg.trainer.max_iters} iterations) into {run_dir}", err=True)
     result = train(cfg, run_dir, resume=resume, overwrite=overwrite)
     click.echo(format_table(result))

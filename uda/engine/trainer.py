@@ -67,8 +67,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.dist = D.init_distributed(self.device, cfg.trainer.dist_timeout_s)
-        # An elastic restart (torchrun --max-restarts) continues from the last checkpoint.
-        self.elastic_restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)) > 0
+        # An elastic restart (torchrun --max-restarts; of this or another node) continues from the last checkpoint.
+        self.elastic_restart = self.dist.restarted
         self.resume = resume or self.elastic_restart
         self.overwrite = overwrite
         self.stage_idx = self.stage_iter = self.global_iter = self.skipped = 0

@@ -12,10 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import UdaError
+from .._errors import ConfigError, UdaError
 from .._registry import register
 from ..types import SegOutput
 from ._common import BNMode, UdaSegmentationModel, level_info_from, probe_shapes
+from .timm_models import set_checkpointing
 
 __all__ = ["SmpModel", "smp_model", "smp_tiny"]
 
@@ -35,6 +36,11 @@ class SmpModel(UdaSegmentationModel):
         encoder_depth: encoder stages used.
         bn_mode: ``"train"`` (default, random init), ``"moving"`` or ``"frozen"``.
         normalization: input normalization (``"imagenet"`` for smp/timm encoder weights).
+        activation_checkpointing: recompute the encoder's stages in the backward pass instead of storing their
+            activations: less memory, about one more encoder forward per step, the same gradients. Supported for
+            the timm encoders (``tu-<timm name>``, through timm's ``set_grad_checkpointing``); smp's own encoders
+            (``resnet50``, ``mit_b0``, ...) have no such switch and raise a ``ConfigError`` naming the
+            ``tu-`` equivalent.
         **arch_kwargs: forwarded to ``smp.create_model`` (e.g. ``decoder_channels``).
 
     Example:
@@ -57,6 +63,7 @@ class SmpModel(UdaSegmentationModel):
         encoder_depth: int = 5,
         bn_mode: BNMode = "train",
         normalization: str = "imagenet",
+        activation_checkpointing: bool = False,
         **arch_kwargs: Any,
     ) -> None:
         import segmentation_models_pytorch as smp
@@ -79,6 +86,15 @@ class SmpModel(UdaSegmentationModel):
                 f"smp cannot build {arch} with encoder '{encoder_name}' ({e}); see smp's encoder list"
             ) from None
         self.arch = arch.lower()
+        self.activation_checkpointing = bool(activation_checkpointing)
+        if self.activation_checkpointing:
+            inner = getattr(self.net.encoder, "model", None)  # smp's TimmUniversalEncoder wraps a timm model
+            if not encoder_name.startswith("tu-") or inner is None:
+                raise ConfigError(
+                    f"smp encoder '{encoder_name}' does not support activation_checkpointing; use the timm "
+                    f"encoder 'tu-{encoder_name}' (if timm has it) or set activation_checkpointing=false"
+                )
+            set_checkpointing(inner, f"smp encoder '{encoder_name}'")
         self.apply_bn_mode()
         self.train()
         self.input_divisor = int(getattr(self.net.encoder, "output_stride", 32))
@@ -125,6 +141,7 @@ def smp_model(
     bn_mode: BNMode = "train",
     normalization: str | None = None,
     arch_kwargs: dict | None = None,
+    activation_checkpointing: bool = False,
 ) -> SmpModel:
     """An smp architecture (default DeepLabV3+ on ResNet-101), random init or local weights.
 
@@ -137,6 +154,8 @@ def smp_model(
         bn_mode: ``"train"``, ``"moving"`` or ``"frozen"``.
         normalization: input normalization (default ``"imagenet"``).
         arch_kwargs: extra ``smp.create_model`` arguments.
+        activation_checkpointing: recompute the encoder's stages in the backward pass (``tu-`` encoders only;
+            see `SmpModel`).
 
     Returns:
         An [`SmpModel`][uda.models.smp_models.SmpModel].
@@ -148,6 +167,7 @@ def smp_model(
         encoder_depth=encoder_depth,
         bn_mode=bn_mode,
         normalization=normalization or "imagenet",
+        activation_checkpointing=activation_checkpointing,
         **(arch_kwargs or {}),
     )
     if pretrained:
@@ -165,6 +185,7 @@ def smp_tiny(
     arch: str = "unet",
     encoder_name: str = "tu-resnet10t",
     bn_mode: BNMode = "train",
+    activation_checkpointing: bool = False,
 ) -> SmpModel:
     """Tiny smp model (U-Net on timm ``resnet10t``, narrow decoder) for tests and CPU demos; inputs multiple of 32.
 
@@ -174,11 +195,13 @@ def smp_tiny(
         arch: smp architecture.
         encoder_name: smp encoder.
         bn_mode: ``"train"`` (random init needs trainable BN).
+        activation_checkpointing: recompute the encoder's stages in the backward pass.
 
     Returns:
         An [`SmpModel`][uda.models.smp_models.SmpModel].
     """
     kw = {"decoder_channels": (64, 32, 16, 16, 16)} if arch == "unet" else {}
     return smp_model(
-        num_classes, arch=arch, encoder_name=encoder_name, pretrained=pretrained, bn_mode=bn_mode, arch_kwargs=kw
+        num_classes, arch=arch, encoder_name=encoder_name, pretrained=pretrained, bn_mode=bn_mode, arch_kwargs=kw,
+        activation_checkpointing=activation_checkpointing,
     )

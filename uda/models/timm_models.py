@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._errors import UdaError
+from .._errors import ConfigError, UdaError
 from .._registry import register
 from ..types import SegOutput
 from ._common import BNMode, UdaSegmentationModel, level_info_from, probe_shapes
@@ -84,6 +84,9 @@ class TimmDeepLab(UdaSegmentationModel):
         dilations: dilations of the v2 classifier branches (or the ASPP rates).
         out_indices: timm feature indices to use (default: all of them).
         backbone_kwargs: extra ``timm.create_model`` arguments.
+        activation_checkpointing: recompute the backbone's stages in the backward pass instead of storing their
+            activations (timm's ``set_grad_checkpointing``): less memory, about one more backbone forward per step;
+            the same gradients.
 
     Example:
         >>> import torch, uda
@@ -109,6 +112,7 @@ class TimmDeepLab(UdaSegmentationModel):
         dilations: Sequence[int] = (6, 12, 18, 24),
         out_indices: Sequence[int] | None = None,
         backbone_kwargs: dict | None = None,
+        activation_checkpointing: bool = False,
     ) -> None:
         import timm
 
@@ -130,6 +134,9 @@ class TimmDeepLab(UdaSegmentationModel):
                     f"unknown timm backbone '{backbone}'; see timm.list_models() (e.g. 'resnet50')"
                 ) from None
             raise
+        self.activation_checkpointing = bool(activation_checkpointing)
+        if self.activation_checkpointing:
+            set_checkpointing(self.backbone, f"timm backbone '{backbone}'")
         chans = list(self.backbone.feature_info.channels())
         n = len(chans)
         if n < 2 and multi_level:
@@ -177,6 +184,22 @@ class TimmDeepLab(UdaSegmentationModel):
         return [p for h in heads for p in h.parameters()]
 
 
+def set_checkpointing(module: nn.Module, what: str) -> None:
+    """Turn on timm's activation checkpointing of ``module`` (a timm model or its ``features_only`` wrapper).
+
+    Args:
+        module: a timm model with ``set_grad_checkpointing``.
+        what: the module's name for the error message.
+
+    Raises:
+        ConfigError: the module has no ``set_grad_checkpointing``.
+    """
+    if not callable(getattr(module, "set_grad_checkpointing", None)):
+        raise ConfigError(f"{what} does not support activation_checkpointing (no set_grad_checkpointing); "
+                          "set activation_checkpointing=false")
+    module.set_grad_checkpointing(True)
+
+
 def _load(model: UdaSegmentationModel, pretrained: str | None, keep_normalization: bool) -> UdaSegmentationModel:
     if pretrained:
         from ._weights import load_weights
@@ -199,6 +222,7 @@ def timm_deeplab(
     dilations: Sequence[int] = (6, 12, 18, 24),
     out_indices: Sequence[int] | None = None,
     backbone_kwargs: dict | None = None,
+    activation_checkpointing: bool = False,
 ) -> TimmDeepLab:
     """A timm backbone (default ResNet-101, torchvision-style) with a DeepLab-v2 or ASPP head.
 
@@ -214,6 +238,8 @@ def timm_deeplab(
         dilations: classifier dilations.
         out_indices: timm feature indices.
         backbone_kwargs: extra ``timm.create_model`` arguments.
+        activation_checkpointing: recompute the backbone's stages in the backward pass (less memory, same
+            gradients; see `TimmDeepLab`).
 
     Returns:
         A [`TimmDeepLab`][uda.models.timm_models.TimmDeepLab].
@@ -229,6 +255,7 @@ def timm_deeplab(
         dilations=dilations,
         out_indices=out_indices,
         backbone_kwargs=backbone_kwargs,
+        activation_checkpointing=activation_checkpointing,
     )
     return _load(model, pretrained, normalization is not None)
 
@@ -242,6 +269,7 @@ def timm_tiny(
     multi_level: bool = True,
     bn_mode: BNMode = "train",
     dilations: Sequence[int] = (1, 2, 3, 4),
+    activation_checkpointing: bool = False,
 ) -> TimmDeepLab:
     """Tiny timm model (``resnet10t``, output stride 8, DeepLab-v2 head with small dilations) for tests/CPU demos.
 
@@ -252,11 +280,13 @@ def timm_tiny(
         multi_level: auxiliary head.
         bn_mode: ``"train"`` (random init needs trainable BN).
         dilations: classifier dilations.
+        activation_checkpointing: recompute the backbone's stages in the backward pass.
 
     Returns:
         A [`TimmDeepLab`][uda.models.timm_models.TimmDeepLab].
     """
     model = TimmDeepLab(
-        num_classes, backbone=backbone, output_stride=8, multi_level=multi_level, bn_mode=bn_mode, dilations=dilations
+        num_classes, backbone=backbone, output_stride=8, multi_level=multi_level, bn_mode=bn_mode, dilations=dilations,
+        activation_checkpointing=activation_checkpointing,
     )
     return _load(model, pretrained, False)

@@ -110,7 +110,9 @@ class VFMSegmenter(UdaSegmentationModel):
         block_indices: the four encoder blocks tapped (0-based; default: last block of each quarter).
         embed_dim: the DAFormer head's embedding channels.
         dropout: the head's dropout before the classifier.
-        grad_checkpointing: activation checkpointing in the encoder blocks (saves memory, costs a recompute).
+        activation_checkpointing: recompute the encoder blocks in the backward pass (timm's
+            ``set_grad_checkpointing``): less memory, one more encoder forward per step, the same gradients.
+        grad_checkpointing: the former name of ``activation_checkpointing`` (an alias; either turns it on).
         normalization: input normalization (DINOv2 weights: ``"imagenet"``).
         backbone_kwargs: extra ``timm.create_model`` arguments (e.g. ``drop_path_rate``, or a small
             ``embed_dim``/``depth``/``num_heads`` for a tiny encoder).
@@ -138,6 +140,7 @@ class VFMSegmenter(UdaSegmentationModel):
         grad_checkpointing: bool = False,
         normalization: str = "imagenet",
         backbone_kwargs: dict | None = None,
+        activation_checkpointing: bool = False,
     ) -> None:
         import timm
 
@@ -164,7 +167,8 @@ class VFMSegmenter(UdaSegmentationModel):
             )
         self.block_indices = idx
         self.backbone_name = backbone
-        if grad_checkpointing:
+        self.activation_checkpointing = bool(activation_checkpointing or grad_checkpointing)
+        if self.activation_checkpointing:
             self.encoder.set_grad_checkpointing(True)
         dim = int(self.encoder.embed_dim)
         self.neck = SimpleFeaturePyramid(dim)
@@ -271,6 +275,7 @@ def vfm(
     grad_checkpointing: bool = False,
     normalization: str | None = None,
     backbone_kwargs: dict | None = None,
+    activation_checkpointing: bool = False,
 ) -> VFMSegmenter:
     """A DINOv2 ViT encoder + simple feature pyramid + DAFormer head (VFM-UDA, Englert et al., CVPRW 2024).
 
@@ -282,9 +287,10 @@ def vfm(
         block_indices: the four tapped blocks (default: last block of each quarter).
         embed_dim: DAFormer head channels.
         dropout: head dropout.
-        grad_checkpointing: activation checkpointing in the encoder.
+        grad_checkpointing: alias of ``activation_checkpointing`` (its former name).
         normalization: input normalization (default ``"imagenet"``, the DINOv2 statistics).
         backbone_kwargs: extra ``timm.create_model`` arguments.
+        activation_checkpointing: recompute the encoder blocks in the backward pass (less memory, same gradients).
 
     Returns:
         A [VFMSegmenter][uda.models.vfm.VFMSegmenter].
@@ -302,7 +308,7 @@ def vfm(
         block_indices=block_indices,
         embed_dim=embed_dim,
         dropout=dropout,
-        grad_checkpointing=grad_checkpointing,
+        activation_checkpointing=activation_checkpointing or grad_checkpointing,
         normalization=normalization or "imagenet",
         backbone_kwargs=backbone_kwargs,
     )

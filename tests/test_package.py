@@ -459,3 +459,11 @@ def test_yaml_round_trip_and_syntax_errors(tmp_path: Path) -> None:
     path.write_text("- 1\n- 2\n")
     with pytest.raises(uda.ConfigError, match="top level must be a mapping"):
         load_config(path)
+
+
+def test_no_shipped_module_exceeds_400_lines():
+    """Modules stay small enough to read whole (the engine split: trainer.py ≤ 300 lines, every file ≤ 400)."""
+    root = Path(uda.__file__).parent
+    sizes = {p.relative_to(root).as_posix(): len(p.read_text().splitlines()) for p in root.rglob("*.py")}
+    assert {k: v for k, v in sizes.items() if v > 400} == {}
+    assert sizes["engine/trainer.py"] <= 300

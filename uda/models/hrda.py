@@ -345,56 +345,11 @@ def hrda(
     return model
 
 
-@register("model", "hrda_mitb5")
-def hrda_mitb5(
-    num_classes: int = 19,
-    *,
-    pretrained: str | None = None,
-    pretrained_key: str = "model",
-    detail_size: int = 512,
-    normalization: str | None = None,
-    activation_checkpointing: bool = False,
-) -> HRDA:
-    """HRDA with DAFormer MiT-B5 (the paper's network; MiT under the NVIDIA Source Code License, non-commercial).
+_VARIANT_ARGS = """
 
     Args:
         num_classes: output classes.
         pretrained: a local weights file (see ``hrda``), or ``None``.
-        pretrained_key: ``"model"`` or ``"ema_model"``.
-        detail_size: detail crop side (512).
-        normalization: input normalization (default ``"imagenet"``).
-        activation_checkpointing: recompute the encoder blocks in the backward pass (saves memory).
-
-    Returns:
-        An [HRDA][uda.models.hrda.HRDA].
-    """
-    return hrda(
-        num_classes,
-        base="daformer_mitb5",
-        base_kwargs={"activation_checkpointing": activation_checkpointing},
-        pretrained=pretrained,
-        pretrained_key=pretrained_key,
-        detail_size=detail_size,
-        normalization=normalization,
-    )
-
-
-@register("model", "hrda_tiny")
-def hrda_tiny(
-    num_classes: int = 19,
-    *,
-    pretrained: str | None = None,
-    pretrained_key: str = "model",
-    detail_size: int = 32,
-    normalization: str | None = None,
-    activation_checkpointing: bool = False,
-) -> HRDA:
-    """Tiny HRDA (``daformer_tiny`` base, 32×32 detail crops) for tests and CPU demos; inputs at least 64×64,
-    multiples of 8.
-
-    Args:
-        num_classes: output classes.
-        pretrained: a local weights file, or ``None``.
         pretrained_key: ``"model"`` or ``"ema_model"``.
         detail_size: detail crop side.
         normalization: input normalization (default ``"imagenet"``).
@@ -402,19 +357,35 @@ def hrda_tiny(
 
     Returns:
         An [HRDA][uda.models.hrda.HRDA].
+"""
 
+
+def _variant(name: str, base: str, default_detail: int, summary: str, example: str = ""):
+    def factory(
+        num_classes: int = 19,
+        *,
+        pretrained: str | None = None,
+        pretrained_key: str = "model",
+        detail_size: int = default_detail,
+        normalization: str | None = None,
+        activation_checkpointing: bool = False,
+    ) -> HRDA:
+        return hrda(num_classes, base=base, base_kwargs={"activation_checkpointing": activation_checkpointing},
+                    pretrained=pretrained, pretrained_key=pretrained_key, detail_size=detail_size,
+                    normalization=normalization)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = summary + _VARIANT_ARGS + example
+    return register("model", name)(factory)
+
+
+hrda_mitb5 = _variant("hrda_mitb5", "daformer_mitb5", 512, "HRDA with DAFormer MiT-B5 (the paper's network; MiT "
+                      "under the NVIDIA Source Code License, non-commercial); 512x512 detail crops.")
+hrda_tiny = _variant("hrda_tiny", "daformer_tiny", 32, """Tiny HRDA (``daformer_tiny`` base, 32x32 detail crops) for tests and CPU demos; inputs at least 64x64,
+    multiples of 8.""", """
     Example:
         >>> import torch, uda
         >>> m = uda.create("model", "hrda_tiny", num_classes=3).eval()
         >>> m(torch.rand(1, 3, 64, 96)).logits.shape  # sliding-window HR branch
         torch.Size([1, 3, 16, 24])
-    """
-    return hrda(
-        num_classes,
-        base="daformer_tiny",
-        base_kwargs={"activation_checkpointing": activation_checkpointing},
-        pretrained=pretrained,
-        pretrained_key=pretrained_key,
-        detail_size=detail_size,
-        normalization=normalization,
-    )
+""")

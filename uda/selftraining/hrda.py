@@ -70,8 +70,10 @@ class ContextEncoder(nn.Module):
         self.base, self.context_scale = model.base, float(model.context_scale)
 
     def forward(self, x: torch.Tensor) -> SegOutput:
-        lr = F.interpolate(x, scale_factor=self.context_scale, mode="bilinear", align_corners=False)
-        return self.base(lr)
+        # the HRDA model's own order: normalize, then downscale (bit-identical context features)
+        lr = F.interpolate(self.base.normalizer(x), scale_factor=self.context_scale, mode="bilinear",
+                           align_corners=False)
+        return self.base.forward_normalized(lr)
 
 
 __all__ = ["ContextEncoder", "multires_ce"]

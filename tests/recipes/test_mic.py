@@ -156,3 +156,13 @@ def test_unbound_mic_aligner_says_how_to_use_it():
     out = uda.types.SegOutput(torch.zeros(1, C, 4, 4), None, {})
     with pytest.raises(ConfigError, match="recipe"):
         term.generator_loss(out, out, target_image=torch.rand(1, 3, 8, 8))
+
+
+def test_advent_mic_presets_add_the_term_with_mics_values():
+    from uda.config import get_builtin
+
+    for setup, block in (("gta5_cityscapes", 64), ("synthia_cityscapes", 64), ("synthetic", 8)):
+        cfg = get_builtin(f"advent_mic_{setup}")
+        base = get_builtin(f"advent_{setup}")
+        assert cfg.recipe.name == "advent" and cfg.model == base.model and cfg.optim == base.optim
+        assert cfg.recipe.terms[-1] == {"name": "mic", "kind": "mic", "weight": 1.0, "ratio": 0.7, "block": block}

@@ -64,6 +64,25 @@ def _tiny(cfg: ExperimentConfig) -> None:
     cfg.eval.mode, cfg.eval.size, cfg.eval.crop, cfg.eval.stride = "slide", "256x128", "128x128", "64x64"
 
 
+def advent_mic_config(setup: str) -> ExperimentConfig:
+    """``advent_mic_<setup>``: AdvEnt on DeepLab-v2 plus MIC as a recipe term with its own EMA teacher (α 0.999).
+
+    Example:
+        >>> advent_mic_config("synthetic").recipe.terms[0]["kind"]
+        'mic'
+    """
+    from .loading import get_builtin
+
+    cfg = get_builtin(f"advent_{setup}")
+    cfg.name = f"advent_mic_{setup}"
+    block = 8 if setup == "synthetic" else 64
+    cfg.recipe.terms = [*cfg.recipe.terms, {"name": "mic", "kind": "mic", "weight": 1.0, "ratio": 0.7,
+                                            "block": block}]
+    cfg.description = f"AdvEnt + MIC (masked image consistency term) on {cfg.description}"
+    return cfg
+
+
 for _setup in SETUPS:
+    register_config(f"advent_mic_{_setup}")((lambda s: lambda: advent_mic_config(s))(_setup))
     for _mic in (False, True):
         register_config(f"{'mic' if _mic else 'hrda'}_{_setup}")((lambda s, m: lambda: hrda_config(s, m))(_setup, _mic))

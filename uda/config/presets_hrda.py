@@ -53,14 +53,15 @@ def hrda_config(setup: str, mic: bool = False) -> ExperimentConfig:
 
 
 def _tiny(cfg: ExperimentConfig) -> None:
-    """CPU size on the built-in pair: the scenes rendered at 2× (256×128), 128×128 crops, 64×64 detail crops."""
+    """CPU size on the built-in pair: the scenes rendered at 2× (256×128, val too), 128×128 crops, 64×64 detail crops."""
     cfg.model = ModelConfig(name="hrda_tiny", num_classes=19, pretrained=None, options={"detail_size": 64})
-    for ds in (cfg.data.source, cfg.data.target):
+    for ds in (cfg.data.source, cfg.data.target, cfg.data.val):
         ds.size = "256x128"
     cfg.recipe.crop = "128x128"
-    cfg.trainer.max_iters = 600  # two views per image and a sliding-window teacher: ~4x DAFormer's step on a CPU
+    cfg.trainer.max_iters = 800  # as daformer_synthetic (600 iterations: 19.8 mIoU in the first run)
     cfg.recipe.mic_options = {**cfg.recipe.mic_options, "block": 8} if cfg.recipe.mic_weight else {}
-    # val labels stay at 128x64 (the same ground truth as every other *_synthetic row); inputs at 2×
+    # val rendered at 2x as well (the same 100 scenes; bicubic-upsampled 128x64 inputs are blurrier than the
+    # 2x-rendered training images and scored 20.8 mIoU, below source only, in the first run)
     cfg.eval.mode, cfg.eval.size, cfg.eval.crop, cfg.eval.stride = "slide", "256x128", "128x128", "64x64"
 
 

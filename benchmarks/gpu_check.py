@@ -9,6 +9,9 @@ then exits with status 1):
    bf16 + channels_last, and bf16 + channels_last + ``torch.compile``. A model or recipe name that is not
    registered is reported as "not available", so the script runs before and after those land.
 2. ``memory``: peak memory of the joint vs the sequential backward (``bench_memory.py``), AdvEnt DeepLab-v2.
+   ``mic_hrda_memory``: one MIC-HRDA training step (``hrda_mitb5``, 1024x1024 crops, batch 2) in fp32, with
+   activation checkpointing, in bf16, and in bf16 + checkpointing (``bench_memory.py --experiment mic_hrda``);
+   target: bf16 + checkpointing <= 20 GB (``within_target``).
 3. ``short_run``: a short synthetic AdvEnt run in fp32 and in bf16, mIoU side by side.
 4. ``augment``: the kornia augmentation pipeline on the device.
 5. ``cli``: ``uda predict``, ``uda evaluate`` and ``uda translate`` with ``--device``.
@@ -95,7 +98,9 @@ def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, 
 
     rows = []
     for family, (recipe, model, src, tgt, batch) in FAMILIES.items():
-        missing = [f"{k} '{n}'" for k, n in (("model", model), ("recipe", recipe)) if not registered(k, n)]
+        missing = [f"model '{model}'"] if not registered("model", model) else []
+        if not registered("config", f"{recipe}_synthetic"):  # hrda/mic are configs of the dacs recipe
+            missing.append(f"config '{recipe}_synthetic'")
         if missing:
             rows.append({"family": family, "variant": "—", "status": "not available (" + ", ".join(missing)
                          + " not registered)"})
@@ -103,6 +108,12 @@ def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, 
         if smoke:  # MLFA's multi-level feature discriminator needs 128x64 inputs
             model = {"deeplabv2": "deeplabv2_tiny"}.get(model, model)
             src, tgt = ("128x64", "128x64") if recipe == "mlfa" else SMOKE_SIZES
+        hr = []  # HRDA: the paper's 512 detail crop (the synthetic presets use 64) and MIC's 64-pixel blocks
+        if model.startswith("hrda"):
+            model, src, tgt = ("hrda_tiny", "64x64", "64x64") if smoke else (model, src, tgt)
+            hr = [f"model.options.detail_size={32 if smoke else 512}"]
+            if recipe == "mic":
+                hr.append(f"recipe.mic_options.block={8 if smoke else 64}")
         for variant, sets in VARIANTS.items():
             if smoke and "compile" in variant:  # inductor needs minutes on a 2-core CPU; the GPU run measures it
                 rows.append({"family": family, "variant": variant, "status": "skipped in --smoke"})
@@ -110,7 +121,7 @@ def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, 
             if device.type == "cpu" and not smoke and "bf16" in variant:
                 rows.append({"family": family, "variant": variant, "status": "skipped: bf16 on this CPU is slow"})
                 continue
-            extra = [*sets, *(["model.options.width=4"] if smoke else [])]
+            extra = [*sets, *hr, *(["model.options.width=4"] if smoke and not hr else [])]
             with tempfile.TemporaryDirectory() as run_dir:
                 tr = build_trainer(recipe, model=model, src_size=src, tgt_size=tgt, batch=batch, device=device,
                                    run_dir=run_dir, extra=extra)
@@ -151,6 +162,22 @@ def memory(device: torch.device, smoke: bool) -> list[dict[str, Any]]:
     size = "64x32" if smoke else "1024x512"
     modes = ["joint", "sequential"] if smoke else list(bench_memory.MODES)  # one interpreter start each
     return bench_memory.run(smoke, size, str(device), 1, modes, timeout_s=300)
+
+
+#: MIC-HRDA at 1024 crops in bf16 with checkpointing must fit a 24 GB card with headroom.
+MIC_HRDA_TARGET_MIB = 20 * 1024
+
+
+def mic_hrda_memory(device: torch.device, smoke: bool) -> list[dict[str, Any]]:
+    """Peak memory of a MIC-HRDA step at 1024 crops: fp32, checkpointing, bf16, bf16 + checkpointing."""
+    import bench_memory
+
+    size = "64x64" if smoke else "1024x1024"
+    modes = ["mic_hrda", "mic_hrda+checkpointing"] if smoke else list(bench_memory.MIC_HRDA_MODES)
+    rows = bench_memory.run(smoke, size, str(device), 1, modes, timeout_s=300)
+    for r in rows:
+        r["within_target"] = r["peak_mib"] <= MIC_HRDA_TARGET_MIB if r["mode"].endswith("bf16+checkpointing") else None
+    return rows
 
 
 def short_run(device: torch.device, smoke: bool, work: Path) -> list[dict[str, Any]]:
@@ -304,6 +331,7 @@ def markdown(res: dict[str, Any]) -> str:
     lines += ["| section | status | s |", "|---|---|---:|"]
     lines += [f"| {k} | {v['status']} | {v['s']:.1f} |" for k, v in res["sections"].items()]
     for key, title in (("throughput", "Throughput per recipe family"), ("memory", "Joint vs sequential backward"),
+                       ("mic_hrda_memory", "MIC-HRDA step at 1024 crops: fp32 / checkpointing / bf16 (<= 20 GB)"),
                        ("short_run", "Short synthetic AdvEnt run: fp32 vs bf16"), ("cli", "CLI with --device"),
                        ("scaling", "Scaling model (not a measurement): efficiency from this step time")):
         if res.get(key):
@@ -338,6 +366,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sections = {
             "throughput": lambda: throughput(device, args.smoke, iters),
             "memory": lambda: memory(device, args.smoke),
+            "mic_hrda_memory": lambda: mic_hrda_memory(device, args.smoke),
             "short_run": lambda: short_run(device, args.smoke, work),
             "augment": lambda: augment(device, args.smoke),
             "cli": lambda: cli(device, work),

@@ -24,6 +24,9 @@ def tiny_config(name: str = "source_only_synthetic", *overrides: str):
     extra = ["recipe.translator_iters=2"] if "translator_iters" in recipe.__dict__ else []
     if getattr(recipe, "feature_alignment", None) == "multilevel":  # 3 stride-2 convs need >= 16x8 stride-8 maps
         extra += [f"{k}=128x64" for k in ("data.source.size", "data.target.size", "data.val.size", "eval.size")]
+    if base.model.name.startswith("hrda"):  # the context view halves the input: 64x64 crops, 32x32 detail crops
+        extra += [f"{k}=64x64" for k in ("data.source.size", "data.target.size", "data.val.size", "eval.size")]
+        extra += ["recipe.crop=64x64", "model.options.detail_size=32", "eval.crop=64x64", "eval.stride=32x32"]
     return load_config(name, [*tiny, *extra, *overrides])
 
 

@@ -30,6 +30,7 @@ from .schema import (
 from .._utils import parse_size
 from .setups import DEEPLAB_INIT, SETUPS, paper_setup, synthetic_setup
 from . import presets  # noqa: F401  (registers the built-in configs)
+from . import presets_hrda  # noqa: F401  (HRDA and MIC configs)
 
 __all__ = [
     "DEEPLAB_INIT",

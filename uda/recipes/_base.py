@@ -133,6 +133,8 @@ class Recipe(nn.Module):
             raise ConfigError(f"recipe.terms: the term name {name!r} is taken or not an identifier; choose another")
         setattr(self, name, term)
         self._terms.append(name)
+        if hasattr(term, "bind"):  # a term that needs the recipe (MIC's EMA teacher of the model)
+            term.bind(self, name)
         return term
 
     def build_term(self, kind: str, **options: Any) -> nn.Module:
@@ -168,7 +170,8 @@ class Recipe(nn.Module):
         sizes = {"source_size": step.source_size, "target_size": step.target_size}
         for name, term in self.terms.items():
             fn = term.generator_loss if phase == "generator" else term.discriminator_loss
-            losses = fn(step.source, step.target, memo=step.memo.setdefault(name, {}), **sizes)
+            extra = {"target_image": step.target_image} if getattr(term, "needs_target_image", False) else {}
+            losses = fn(step.source, step.target, memo=step.memo.setdefault(name, {}), **sizes, **extra)
             out.update({f"{name}_{k}" if len(self._terms) > 1 else k: v for k, v in losses.items()})
         return out
 
@@ -198,6 +201,9 @@ class Recipe(nn.Module):
 
     def after_step(self, step: int) -> None:
         """Called after every applied optimizer step with the 1-based global iteration (EMA updates go here)."""
+        for term in self.terms.values():
+            if hasattr(term, "after_step"):
+                term.after_step(step)
 
     # --- the Task of the segmentation stage ----------------------------------------------------------
     def generator_losses(self, src: Batch, tgt: Batch) -> tuple[Losses, SegStep]:
@@ -205,6 +211,7 @@ class Recipe(nn.Module):
         losses = self.seg_losses(out_s, src["label"])
         # Output-space terms upsample the logits to the input sizes (as the originals do).
         step = SegStep(out_s, None, tuple(src["image"].shape[-2:]), tuple(tgt["image"].shape[-2:]))
+        step.target_image = tgt["image"]
         if not self._terms:
             return losses, step
         step.target = self.model(tgt["image"])
@@ -236,6 +243,7 @@ class Recipe(nn.Module):
         detached = SegOutput(out_s.logits.detach(), None if out_s.aux is None else out_s.aux.detach(),
                              {k: v.detach() for k, v in out_s.features.items()})
         step = SegStep(detached, None, tuple(src["image"].shape[-2:]), tuple(tgt["image"].shape[-2:]))
+        step.target_image = tgt["image"]
         if self._terms:
             step.target = self.model(tgt["image"])
             yield self.term_losses("generator", step)

@@ -2,7 +2,7 @@
 
 Papers: Tranheden, Olsson, Pinto, Svensson, "DACS: Domain Adaptation via Cross-domain Mixed Sampling", WACV 2021;
 Hoyer, Dai, Van Gool, "DAFormer: Improving Network Architectures and Training Strategies for Domain-Adaptive
-Semantic Segmentation", CVPR 2022.
+Semantic Segmentation", CVPR 2022; HRDA (ECCV 2022) and MIC (CVPR 2023) by Hoyer et al. as options.
 
 Algorithm (one iteration; student g_θ, teacher g_φ = a copy of g_θ at step 0):
     sample (x_s, y_s) (random crop + flip; DAFormer: rare-class sampling picks the sample), x_t
@@ -12,7 +12,9 @@ Algorithm (one iteration; student g_θ, teacher g_φ = a copy of g_θ at step 0)
     M = ClassMix mask of half the classes of y_s
     x_m = M·x_s + (1 − M)·x_t,  y_m = M·y_s + (1 − M)·ŷ_t,  w_m = M·1 + (1 − M)·q
     L_mix = mean(w_m · CE(g_θ(aug(x_m)), y_m))                      (aug: colour jitter + Gaussian blur)
-    θ ← optimizer step on L_src + L_fd + L_mix
+    [MIC] L_mic = λ_mic · mean(w_t · CE(g_θ(M_b ⊙ aug(x_t)), ŷ_t))       (64×64 block masks, ratio 0.7)
+    [HRDA] every CE on the fused prediction + 0.1 · CE of the detail crop; FD on the context-view features
+    θ ← optimizer step on L_src + L_fd + L_mix (+ L_mic)
     φ ← α_t·φ + (1 − α_t)·θ,  α_t = min(1 − 1/(t + 1), α)           (``after_step``; DACS α 0.99, DAFormer 0.999)
 
 The teacher (and the frozen ImageNet encoder of the feature distance) are carried modules: moved with the
@@ -30,6 +32,7 @@ from torch import nn
 
 from .._registry import register
 from ..config import RecipeConfig, parse_size
+from ..models.hrda import HRDA
 from ..selftraining import (
     ClassMix,
     EMATeacher,
@@ -38,9 +41,10 @@ from ..selftraining import (
     RandomCropFlip,
     RareClassSampling,
     StrongAugmentation,
-    pixel_weighted_ce,
 )
 from ..selftraining.feature_distance import THING_CLASSES
+from ..selftraining.hrda import ContextEncoder, multires_ce
+from ..selftraining.mic import MaskedImageConsistency
 from ..types import LevelInfo
 from ._base import Recipe
 
@@ -71,6 +75,9 @@ class DACSConfig(RecipeConfig):
         rcs_temperature: T of p(c) ∝ exp((1 − f_c)/T) (0.01).
         rcs_min_pixels: a sample is a candidate for class c with at least this many pixels of it (3000).
         rcs_min_crop_ratio: crops are retried until the sampled class covers ``ratio·min_pixels`` pixels (0.5).
+        detail_weight: with an HRDA model, weight of the detail-crop loss next to the fused one (0.1, HRDA).
+        mic_weight: λ of MIC's masked image consistency term (0 = off; MIC 1.0).
+        mic_options: options of the term (``ratio`` 0.7, ``block`` 64, ``fill``; see the MIC recipe page).
     """
 
     name: str = "dacs"
@@ -92,6 +99,9 @@ class DACSConfig(RecipeConfig):
     rcs_temperature: float = 0.01
     rcs_min_pixels: int = 3000
     rcs_min_crop_ratio: float = 0.5
+    detail_weight: float = 0.1
+    mic_weight: float = 0.0
+    mic_options: dict[str, Any] = field(default_factory=dict)
 
 
 @register("recipe", "dacs")
@@ -129,14 +139,18 @@ class DACS(Recipe):
             levels = [k for k in self.feature_info if k not in ("logits", "aux")]
             self.fd_level = cfg.fd_level or levels[-1]
             # the network as built (ImageNet-initialised), frozen: a carried module
-            self.feature_distance = ImageNetFeatureDistance(model, weight=cfg.fd_weight, classes=cfg.fd_classes,
+            encoder = ContextEncoder(model) if isinstance(model, HRDA) else model  # HRDA: the LR features
+            self.feature_distance = ImageNetFeatureDistance(encoder, weight=cfg.fd_weight, classes=cfg.fd_classes,
                                                             ratio=cfg.fd_scale_ratio, level=self.fd_level,
                                                             num_classes=self.num_classes)
+        self.mic: MaskedImageConsistency | None = None
+        if cfg.mic_weight:
+            self.mic = MaskedImageConsistency(weight=cfg.mic_weight, augmentation=self.augment, **cfg.mic_options)
 
     # --- the update ------------------------------------------------------------------------------------
     def generator_losses(self, src: dict, tgt: dict) -> tuple[dict[str, torch.Tensor], Any]:
         out_s = self.model(src["image"])
-        losses = {"seg": pixel_weighted_ce(out_s.logits, src["label"])}
+        losses = self._ce("seg", out_s, src["label"])
         if self.feature_distance is not None:
             losses["fd"] = self.feature_distance(out_s.features[self.fd_level], src["image"], src["label"])
         with torch.no_grad():
@@ -147,12 +161,21 @@ class DACS(Recipe):
             if self.augment is not None:
                 mixed = self.augment(mixed)
         out_m = self.model(mixed)
-        losses["mix"] = pixel_weighted_ce(out_m.logits, mixed_label, mixed_weight)
+        losses.update(self._ce("mix", out_m, mixed_label, mixed_weight))
+        if self.mic is not None:
+            losses.update(self.mic(self.model, tgt["image"], pseudo, weight, loss_fn=self._parts))
         return losses, None
+
+    def _parts(self, out: Any, label: torch.Tensor, weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return multires_ce(out, label, weight, detail_weight=self.cfg.detail_weight)  # HRDA: + detail loss
+
+    def _ce(self, name: str, out: Any, label: torch.Tensor, weight: torch.Tensor | None = None) -> dict:
+        return {(f"{name}_{k}" if k else name): v for k, v in self._parts(out, label, weight).items()}
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:
         """The EMA teacher update after optimizer step ``step``; ranks keep one teacher under torchrun."""
+        super().after_step(step)  # config terms with a teacher of their own
         self.teacher.update(self.model, step)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # The parameters already agree (all-reduced gradients); batch-norm statistics are per rank.

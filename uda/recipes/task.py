@@ -40,6 +40,7 @@ class SegStep:
         target_size: (H, W) of the target input images.
         memo: term name → that term's scratch maps of this step (the discriminator phase reuses the target
             maps the generator phase computed).
+        target_image: the step's target images (for terms with ``needs_target_image``, e.g. MIC).
     """
 
     source: SegOutput
@@ -47,6 +48,7 @@ class SegStep:
     source_size: Size | None = None
     target_size: Size | None = None
     memo: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    target_image: torch.Tensor | None = None
 
 
 class Task(Protocol[StateT]):

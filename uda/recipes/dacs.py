@@ -8,11 +8,14 @@ Algorithm (one iteration; student g_θ, teacher g_φ = a copy of g_θ at step 0)
     sample (x_s, y_s) (random crop + flip; DAFormer: rare-class sampling picks the sample), x_t
     L_src = CE(g_θ(x_s), y_s)                                       (mean over all pixels)
     [DAFormer] L_fd = λ_fd · ‖F_θ(x_s) − F_ImageNet(x_s)‖ on thing-class pixels of y_s
+    [VFM-UDA++] fd_target: also L_fd_t = λ_fd · ‖F_θ(x_t) − F_0(x_t)‖ on every pixel (F_0: the frozen initial
+    encoder; fd_classes null makes the source term use every pixel too)
     p = softmax(g_φ(x_t)); ŷ_t = argmax p; q = mean(max p ≥ 0.968)  (one scalar per batch; margins → 0)
     M = ClassMix mask of half the classes of y_s
     x_m = M·x_s + (1 − M)·x_t,  y_m = M·y_s + (1 − M)·ŷ_t,  w_m = M·1 + (1 − M)·q
     L_mix = mean(w_m · CE(g_θ(aug(x_m)), y_m))                      (aug: colour jitter + Gaussian blur)
-    θ ← optimizer step on L_src + L_fd + L_mix
+    [masking] L_mask = λ_m · mean(w_t · CE(g_θ(B(aug(x_t))), ŷ_t))   (B: random block masking, ratio r)
+    θ ← optimizer step on L_src + L_fd (+ L_fd_t) + L_mix (+ L_mask)
     φ ← α_t·φ + (1 − α_t)·θ,  α_t = min(1 − 1/(t + 1), α)           (``after_step``; DACS α 0.99, DAFormer 0.999)
 
 The teacher (and the frozen ImageNet encoder of the feature distance) are carried modules: moved with the
@@ -33,6 +36,7 @@ from ..config import RecipeConfig, parse_size
 from ..selftraining import (
     ClassMix,
     EMATeacher,
+    BlockMasking,
     ImageNetFeatureDistance,
     PseudoLabeler,
     RandomCropFlip,
@@ -71,6 +75,13 @@ class DACSConfig(RecipeConfig):
         rcs_temperature: T of p(c) ∝ exp((1 − f_c)/T) (0.01).
         rcs_min_pixels: a sample is a candidate for class c with at least this many pixels of it (3000).
         rcs_min_crop_ratio: crops are retried until the sampled class covers ``ratio·min_pixels`` pixels (0.5).
+        fd_target: the feature distance also on the target images (VFM-UDA++: source and target, every pixel;
+            the target term ignores ``fd_classes``: there is no label).
+        mask_ratio: masked target term: the share of ``mask_block``-pixel blocks of the colour-augmented target
+            image that are zeroed before the student predicts the teacher's pseudo-labels (0 = off; VFM-UDA++
+            masks 0.7 of the ViT's tokens, which ``mask_block`` = the patch size reproduces at the input).
+        mask_block: block side in pixels of the masked target term (a ViT's patch size: one block = one token).
+        mask_weight: λ of the masked target term (1).
     """
 
     name: str = "dacs"
@@ -92,6 +103,10 @@ class DACSConfig(RecipeConfig):
     rcs_temperature: float = 0.01
     rcs_min_pixels: int = 3000
     rcs_min_crop_ratio: float = 0.5
+    fd_target: bool = False
+    mask_ratio: float = 0.0
+    mask_block: int = 64
+    mask_weight: float = 1.0
 
 
 @register("recipe", "dacs")
@@ -132,6 +147,7 @@ class DACS(Recipe):
             self.feature_distance = ImageNetFeatureDistance(model, weight=cfg.fd_weight, classes=cfg.fd_classes,
                                                             ratio=cfg.fd_scale_ratio, level=self.fd_level,
                                                             num_classes=self.num_classes)
+        self.masking = BlockMasking(ratio=cfg.mask_ratio, block=cfg.mask_block) if cfg.mask_ratio > 0 else None
 
     # --- the update ------------------------------------------------------------------------------------
     def generator_losses(self, src: dict, tgt: dict) -> tuple[dict[str, torch.Tensor], Any]:
@@ -139,6 +155,9 @@ class DACS(Recipe):
         losses = {"seg": pixel_weighted_ce(out_s.logits, src["label"])}
         if self.feature_distance is not None:
             losses["fd"] = self.feature_distance(out_s.features[self.fd_level], src["image"], src["label"])
+            if self.cfg.fd_target:
+                out_t = self.model(tgt["image"])
+                losses["fd_target"] = self.feature_distance(out_t.features[self.fd_level], tgt["image"])
         with torch.no_grad():
             logits_t = self.teacher(tgt["image"]).logits
             pseudo, weight = self.pseudo_labeler(_resize(logits_t, tgt["image"].shape[-2:]))
@@ -148,6 +167,12 @@ class DACS(Recipe):
                 mixed = self.augment(mixed)
         out_m = self.model(mixed)
         losses["mix"] = pixel_weighted_ce(out_m.logits, mixed_label, mixed_weight)
+        if self.masking is not None:
+            with torch.no_grad():
+                masked = self.augment(tgt["image"]) if self.augment is not None else tgt["image"]
+                masked, _ = self.masking(masked)
+            out_k = self.model(masked)
+            losses["masked"] = self.cfg.mask_weight * pixel_weighted_ce(out_k.logits, pseudo, weight)
         return losses, None
 
     @torch.no_grad()

@@ -34,9 +34,9 @@ from torch import nn
 from .._registry import register
 from ..config import RecipeConfig, parse_size
 from ..selftraining import (
+    BlockMasking,
     ClassMix,
     EMATeacher,
-    BlockMasking,
     ImageNetFeatureDistance,
     PseudoLabeler,
     RandomCropFlip,

@@ -13,7 +13,12 @@ then exits with status 1):
 4. ``augment``: the kornia augmentation pipeline on the device.
 5. ``cli``: ``uda predict``, ``uda evaluate`` and ``uda translate`` with ``--device``.
 6. ``torchrun``: a one-process NCCL (gloo on the CPU) ``torchrun`` training run through DDP.
-7. ``scaling``: the 1 → 8 GPU efficiency model of ``bench_scaling.py`` fed with this machine's AdvEnt step
+7. ``vfm_checkpointing``: one VFM-UDA++ training step (``vfm_uda`` config: student, EMA teacher, frozen
+   feature-distance copy, masked target term) of DINOv2 ViT-L/14 + registers at 1024x1024 crops, batch 2 (the
+   per-GPU batch of the published run), bf16, without and with activation checkpointing: s/it, peak memory
+   and the activation bytes kept for backward. ``--device cpu`` measures the relative saving at a reduced size
+   (ViT-S/14 at 224x224, fp32); ``--smoke`` uses ``vfm_tiny`` at 112x112.
+8. ``scaling``: the 1 → 8 GPU efficiency model of ``bench_scaling.py`` fed with this machine's AdvEnt step
    time and all-reduce figures (a model, not a measurement).
 
 Writes ``gpu_check.{json,md}`` (``gpu_check_smoke`` with ``--smoke``) under ``benchmarks/results``.
@@ -27,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -281,6 +287,74 @@ def _child_torchrun(out: Path, device: str) -> None:
     dist.destroy_process_group()
 
 
+def _saved_activation_mib(fn) -> float:
+    """MiB of distinct non-parameter tensors autograd keeps for backward while ``fn`` runs (device-independent)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if not (t.is_leaf and t.requires_grad):  # parameters are not activations
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values()) / 2**20
+
+
+def vfm_checkpointing(device: torch.device, smoke: bool, iters: int) -> list[dict[str, Any]]:
+    """A VFM-UDA++ step without / with activation checkpointing in the encoder: s/it, peak and kept memory."""
+    from bench_train import build_trainer
+
+    if smoke:
+        model, backbone, size, batch, amp = "vfm_tiny", None, "112x112", 2, "none"
+    elif device.type == "cpu":  # the relative saving at a reduced size (bf16 on a CPU is ~500x slower)
+        model, backbone, size, batch, amp = "vfm", "vit_small_patch14_reg4_dinov2", "224x224", 1, "none"
+    else:  # the published run's per-GPU load
+        model, backbone, size, batch, amp = "vfm", "vit_large_patch14_reg4_dinov2", "1024x1024", 2, "bf16"
+    rows = []
+    for ckpt in (False, True):
+        extra = [f"trainer.amp={amp}", f"model.options.grad_checkpointing={str(ckpt).lower()}"]
+        extra += [f"model.options.backbone={backbone}"] if backbone else []
+        row: dict[str, Any] = {"model": model if backbone is None else backbone, "size": size, "batch": batch,
+                               "amp": amp, "grad_checkpointing": ckpt}
+        try:
+            with tempfile.TemporaryDirectory() as run_dir:
+                tr = build_trainer("vfm_uda", model=model, src_size=size, tgt_size=size, batch=batch,
+                                   device=device, run_dir=run_dir, extra=extra)
+                stage = next(s for s in tr.stages if s.name == "seg")
+                tr.set_modes(stage)
+                tr.train_step(stage)  # warm-up: allocator, optimizer state
+                _sync(device)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                times = []
+                for _ in range(iters):
+                    t = time.perf_counter()
+                    tr.train_step(stage)
+                    _sync(device)
+                    times.append(time.perf_counter() - t)
+                row["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+                row["s_per_it"] = statistics.median(times)
+                row["saved_activation_mib"] = _saved_activation_mib(functools.partial(tr.train_step, stage))
+                row["status"] = "ok"
+                tr = None
+        except torch.OutOfMemoryError as e:
+            row["status"] = f"out of memory: {str(e).splitlines()[0][:160]}"
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        rows.append(row)
+    off, on = rows
+    if off["status"] == on["status"] == "ok":
+        off["kept_vs_off"], off["time_vs_off"] = 1.0, 1.0
+        on["kept_vs_off"] = on["saved_activation_mib"] / off["saved_activation_mib"]
+        on["time_vs_off"] = on["s_per_it"] / off["s_per_it"]
+        if on["peak_mib"] and off["peak_mib"]:
+            on["peak_vs_off"] = on["peak_mib"] / off["peak_mib"]
+    return rows
+
+
 def scaling(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Feed this machine's AdvEnt step time into the efficiency model of ``bench_scaling.py``."""
     import bench_scaling
@@ -305,6 +379,7 @@ def markdown(res: dict[str, Any]) -> str:
     lines += [f"| {k} | {v['status']} | {v['s']:.1f} |" for k, v in res["sections"].items()]
     for key, title in (("throughput", "Throughput per recipe family"), ("memory", "Joint vs sequential backward"),
                        ("short_run", "Short synthetic AdvEnt run: fp32 vs bf16"), ("cli", "CLI with --device"),
+                       ("vfm_checkpointing", "VFM-UDA++ step: activation checkpointing off / on"),
                        ("scaling", "Scaling model (not a measurement): efficiency from this step time")):
         if res.get(key):
             lines += ["", f"## {title}", "", md_table(res[key])]
@@ -342,6 +417,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "augment": lambda: augment(device, args.smoke),
             "cli": lambda: cli(device, work),
             "torchrun": lambda: torchrun(device, args.smoke, work),
+            "vfm_checkpointing": lambda: vfm_checkpointing(device, args.smoke, iters),
             "scaling": lambda: scaling(res),
         }
         for name, fn in sections.items():

@@ -99,6 +99,7 @@ def test_the_new_terms_are_off_by_default():
     assert recipe.masking is None
 
 
+@pytest.mark.slow
 def test_synthetic_preset_trains_two_steps(tmp_path):
     from uda.engine import train
 
@@ -107,3 +108,33 @@ def test_synthetic_preset_trains_two_steps(tmp_path):
     train(cfg, tmp_path / "run")
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert '"fd_target"' in lines[0] and '"masked"' in lines[0]
+
+
+def _kept_bytes(model, x):
+    """Bytes of distinct non-parameter tensors autograd keeps for backward during one forward."""
+    seen = {}
+
+    def pack(t):
+        if not (t.is_leaf and t.requires_grad):
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x).logits
+    return sum(seen.values()), out
+
+
+def test_vfm_tiny_checkpointing_keeps_fewer_activations_and_computes_the_same():
+    torch.manual_seed(0)
+    plain = uda.create("model", "vfm_tiny", num_classes=4).train()
+    ckpt = uda.create("model", "vfm_tiny", num_classes=4, grad_checkpointing=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    plain.head.eval(), ckpt.head.eval()  # no dropout: the same function
+    x = torch.rand(1, 3, 56, 56)
+    kept_plain, out_plain = _kept_bytes(plain, x)
+    kept_ckpt, out_ckpt = _kept_bytes(ckpt, x)
+    torch.testing.assert_close(out_ckpt, out_plain)
+    assert kept_ckpt < kept_plain
+    out_plain.sum().backward(), out_ckpt.sum().backward()
+    for (n, p), q in zip(plain.encoder.named_parameters(), ckpt.encoder.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, msg=n)

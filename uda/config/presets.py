@@ -241,7 +241,7 @@ def _tiny_vfm_uda(cfg: ExperimentConfig) -> None:
         name="adamw", lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01, head_lr_mult=1.0, encoder_lr_mult=0.5,
         layer_decay=0.9, schedule="poly", power=1.0, total_iters=None, warmup_iters=50, warmup_ratio=1e-6)
     cfg.data.batch_size = 4
-    cfg.trainer.max_iters = 1000
+    cfg.trainer.max_iters = 600
     cfg.trainer.checkpoint_every = 200
     cfg.trainer.eval_every = 0
     cfg.eval.mode, cfg.eval.size = "resize", "128x64"

@@ -104,10 +104,10 @@ def test_synthetic_preset_trains_two_steps(tmp_path):
     from uda.engine import train
 
     cfg = load_config("vfm_uda_synthetic", TINY)
-    assert cfg.model.name == "vfm_tiny" and cfg.recipe.fd_target and cfg.recipe.mask_ratio == 0.7
+    assert cfg.model.name == "vfm_tiny" and cfg.recipe.mask_ratio == 0.7 and cfg.recipe.fd_weight == 0.0
     train(cfg, tmp_path / "run")
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert '"fd_target"' in lines[0] and '"masked"' in lines[0]
+    assert '"masked"' in lines[0] and '"fd' not in lines[0]
 
 
 def _kept_bytes(model, x):

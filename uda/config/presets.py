@@ -236,6 +236,9 @@ def _tiny_vfm_uda(cfg: ExperimentConfig) -> None:
     rc = cfg.recipe
     rc.crop, rc.rcs, rc.alpha = None, False, 0.99
     rc.rcs_min_pixels = 30
+    # no frozen foundation model to stay close to on random weights (seed 0: with the feature distance 22.71, without
+    # 24.51; without it and without masking 28.86; source only 22.03; see docs/recipes/vfm_uda.md)
+    rc.fd_weight = 0.0
     cfg.model = ModelConfig(name="vfm_tiny", num_classes=19, pretrained=None)
     cfg.optim.generator = OptimizerConfig(
         name="adamw", lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01, head_lr_mult=1.0, encoder_lr_mult=0.5,
@@ -245,7 +248,7 @@ def _tiny_vfm_uda(cfg: ExperimentConfig) -> None:
     cfg.trainer.checkpoint_every = 200
     cfg.trainer.eval_every = 0
     cfg.eval.mode, cfg.eval.size = "resize", "128x64"
-    cfg.description = "VFM-UDA (tiny random-init ViT, masking, feature distance) on the built-in synthetic pair"
+    cfg.description = "VFM-UDA (tiny random-init ViT, masked target term) on the built-in synthetic pair"
 
 
 for _setup in SETUPS:

@@ -16,7 +16,12 @@ then exits with status 1):
 4. ``augment``: the kornia augmentation pipeline on the device.
 5. ``cli``: ``uda predict``, ``uda evaluate`` and ``uda translate`` with ``--device``.
 6. ``torchrun``: a one-process NCCL (gloo on the CPU) ``torchrun`` training run through DDP.
-7. ``scaling``: the 1 → 8 GPU efficiency model of ``bench_scaling.py`` fed with this machine's AdvEnt step
+7. ``vfm_checkpointing``: one VFM-UDA++ training step (``vfm_uda`` config: student, EMA teacher, frozen
+   feature-distance copy, masked target term) of DINOv2 ViT-L/14 + registers at 1024x1024 crops, batch 2 (the
+   per-GPU batch of the published run), bf16, without and with activation checkpointing: s/it, peak memory
+   and the activation bytes kept for backward. ``--device cpu`` measures the relative saving at a reduced size
+   (ViT-S/14 at 224x224, fp32); ``--smoke`` uses ``vfm_tiny`` at 112x112.
+8. ``scaling``: the 1 → 8 GPU efficiency model of ``bench_scaling.py`` fed with this machine's AdvEnt step
    time and all-reduce figures (a model, not a measurement).
 
 Writes ``gpu_check.{json,md}`` (``gpu_check_smoke`` with ``--smoke``) under ``benchmarks/results``.
@@ -30,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -49,14 +55,14 @@ from _common import header, machine_line, md_table, out_dir, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# family → (recipe, model, source size, target size, batch). Self-training rows use their recipe if registered.
+# family → (config prefix, model, source size, target size, batch): the ``<prefix>_synthetic`` config with that model
 FAMILIES = {
     "adversarial (AdvEnt)": ("advent", "deeplabv2", "1280x720", "1024x512", 1),
     "MLFA": ("mlfa", "deeplabv2", "1280x720", "1024x512", 1),
     "self-training (DAFormer)": ("daformer", "daformer_mitb5", "512x512", "512x512", 2),
     "self-training (HRDA)": ("hrda", "hrda_mitb5", "1024x1024", "1024x1024", 1),
     "self-training (MIC-HRDA)": ("mic", "hrda_mitb5", "1024x1024", "1024x1024", 1),
-    "self-training (VFM-UDA, ViT-L)": ("vfm", "vfm", "1024x1024", "1024x1024", 1),
+    "self-training (VFM-UDA, ViT-L)": ("vfm_uda", "vfm", "1024x1024", "1024x1024", 1),
 }
 SMOKE_SIZES = ("64x32", "64x32")
 VARIANTS = {"fp32": ["trainer.amp=none", "trainer.channels_last=false"],
@@ -106,7 +112,7 @@ def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, 
                          + " not registered)"})
             continue
         if smoke:  # MLFA's multi-level feature discriminator needs 128x64 inputs
-            model = {"deeplabv2": "deeplabv2_tiny"}.get(model, model)
+            model = {"deeplabv2": "deeplabv2_tiny", "daformer_mitb5": "daformer_tiny", "vfm": "vfm_tiny"}.get(model, model)
             src, tgt = ("128x64", "128x64") if recipe == "mlfa" else SMOKE_SIZES
         hr = []  # HRDA: the paper's 512 detail crop (the synthetic presets use 64) and MIC's 64-pixel blocks
         if model.startswith("hrda"):
@@ -121,7 +127,7 @@ def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, 
             if device.type == "cpu" and not smoke and "bf16" in variant:
                 rows.append({"family": family, "variant": variant, "status": "skipped: bf16 on this CPU is slow"})
                 continue
-            extra = [*sets, *hr, *(["model.options.width=4"] if smoke and not hr else [])]
+            extra = [*sets, *hr, *(["model.options.width=4"] if smoke and model == "deeplabv2_tiny" else [])]
             with tempfile.TemporaryDirectory() as run_dir:
                 tr = build_trainer(recipe, model=model, src_size=src, tgt_size=tgt, batch=batch, device=device,
                                    run_dir=run_dir, extra=extra)
@@ -308,6 +314,74 @@ def _child_torchrun(out: Path, device: str) -> None:
     dist.destroy_process_group()
 
 
+def _saved_activation_mib(fn) -> float:
+    """MiB of distinct non-parameter tensors autograd keeps for backward while ``fn`` runs (device-independent)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if not (t.is_leaf and t.requires_grad):  # parameters are not activations
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values()) / 2**20
+
+
+def vfm_checkpointing(device: torch.device, smoke: bool, iters: int) -> list[dict[str, Any]]:
+    """A VFM-UDA++ step without / with activation checkpointing in the encoder: s/it, peak and kept memory."""
+    from bench_train import build_trainer
+
+    if smoke:
+        model, backbone, size, batch, amp = "vfm_tiny", None, "112x112", 2, "none"
+    elif device.type == "cpu":  # the relative saving at a reduced size (bf16 on a CPU is ~500x slower)
+        model, backbone, size, batch, amp = "vfm", "vit_small_patch14_reg4_dinov2", "224x224", 1, "none"
+    else:  # the published run's per-GPU load
+        model, backbone, size, batch, amp = "vfm", "vit_large_patch14_reg4_dinov2", "1024x1024", 2, "bf16"
+    rows = []
+    for ckpt in (False, True):
+        extra = [f"trainer.amp={amp}", f"model.options.grad_checkpointing={str(ckpt).lower()}"]
+        extra += [f"model.options.backbone={backbone}"] if backbone else []
+        row: dict[str, Any] = {"model": model if backbone is None else backbone, "size": size, "batch": batch,
+                               "amp": amp, "grad_checkpointing": ckpt}
+        try:
+            with tempfile.TemporaryDirectory() as run_dir:
+                tr = build_trainer("vfm_uda", model=model, src_size=size, tgt_size=size, batch=batch,
+                                   device=device, run_dir=run_dir, extra=extra)
+                stage = next(s for s in tr.stages if s.name == "seg")
+                tr.set_modes(stage)
+                tr.train_step(stage)  # warm-up: allocator, optimizer state
+                _sync(device)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                times = []
+                for _ in range(iters):
+                    t = time.perf_counter()
+                    tr.train_step(stage)
+                    _sync(device)
+                    times.append(time.perf_counter() - t)
+                row["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+                row["s_per_it"] = statistics.median(times)
+                row["saved_activation_mib"] = _saved_activation_mib(functools.partial(tr.train_step, stage))
+                row["status"] = "ok"
+                tr = None
+        except torch.OutOfMemoryError as e:
+            row["status"] = f"out of memory: {str(e).splitlines()[0][:160]}"
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        rows.append(row)
+    off, on = rows
+    if off["status"] == on["status"] == "ok":
+        off["kept_vs_off"], off["time_vs_off"] = 1.0, 1.0
+        on["kept_vs_off"] = on["saved_activation_mib"] / off["saved_activation_mib"]
+        on["time_vs_off"] = on["s_per_it"] / off["s_per_it"]
+        if on["peak_mib"] and off["peak_mib"]:
+            on["peak_vs_off"] = on["peak_mib"] / off["peak_mib"]
+    return rows
+
+
 def scaling(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Feed this machine's AdvEnt step time into the efficiency model of ``bench_scaling.py``."""
     import bench_scaling
@@ -333,6 +407,7 @@ def markdown(res: dict[str, Any]) -> str:
     for key, title in (("throughput", "Throughput per recipe family"), ("memory", "Joint vs sequential backward"),
                        ("mic_hrda_memory", "MIC-HRDA step at 1024 crops: fp32 / checkpointing / bf16 (<= 20 GB)"),
                        ("short_run", "Short synthetic AdvEnt run: fp32 vs bf16"), ("cli", "CLI with --device"),
+                       ("vfm_checkpointing", "VFM-UDA++ step: activation checkpointing off / on"),
                        ("scaling", "Scaling model (not a measurement): efficiency from this step time")):
         if res.get(key):
             lines += ["", f"## {title}", "", md_table(res[key])]
@@ -371,6 +446,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "augment": lambda: augment(device, args.smoke),
             "cli": lambda: cli(device, work),
             "torchrun": lambda: torchrun(device, args.smoke, work),
+            "vfm_checkpointing": lambda: vfm_checkpointing(device, args.smoke, iters),
             "scaling": lambda: scaling(res),
         }
         for name, fn in sections.items():

@@ -8,6 +8,8 @@ Algorithm (one iteration; student g_θ, teacher g_φ = a copy of g_θ at step 0)
     sample (x_s, y_s) (random crop + flip; DAFormer: rare-class sampling picks the sample), x_t
     L_src = CE(g_θ(x_s), y_s)                                       (mean over all pixels)
     [DAFormer] L_fd = λ_fd · ‖F_θ(x_s) − F_ImageNet(x_s)‖ on thing-class pixels of y_s
+    [VFM-UDA++] fd_target: also L_fd_t = λ_fd · ‖F_θ(x_t) − F_0(x_t)‖ on every pixel (F_0: the frozen initial
+    encoder; fd_classes null makes the source term use every pixel too)
     p = softmax(g_φ(x_t)); ŷ_t = argmax p; q = mean(max p ≥ 0.968)  (one scalar per batch; margins → 0)
     M = ClassMix mask of half the classes of y_s
     x_m = M·x_s + (1 − M)·x_t,  y_m = M·y_s + (1 − M)·ŷ_t,  w_m = M·1 + (1 − M)·q
@@ -78,6 +80,8 @@ class DACSConfig(RecipeConfig):
         detail_weight: with an HRDA model, weight of the detail-crop loss next to the fused one (0.1, HRDA).
         mic_weight: λ of MIC's masked image consistency term (0 = off; MIC 1.0).
         mic_options: options of the term (``ratio`` 0.7, ``block`` 64, ``fill``; see the MIC recipe page).
+        fd_target: the feature distance also on the target images (VFM-UDA++: source and target, every pixel;
+            the target term ignores ``fd_classes``: there is no label).
     """
 
     name: str = "dacs"
@@ -102,6 +106,7 @@ class DACSConfig(RecipeConfig):
     detail_weight: float = 0.1
     mic_weight: float = 0.0
     mic_options: dict[str, Any] = field(default_factory=dict)
+    fd_target: bool = False
 
 
 @register("recipe", "dacs")
@@ -153,6 +158,9 @@ class DACS(Recipe):
         losses = self._ce("seg", out_s, src["label"])
         if self.feature_distance is not None:
             losses["fd"] = self.feature_distance(out_s.features[self.fd_level], src["image"], src["label"])
+            if self.cfg.fd_target:
+                out_t = self.model(tgt["image"])
+                losses["fd_target"] = self.feature_distance(out_t.features[self.fd_level], tgt["image"])
         with torch.no_grad():
             logits_t = self.teacher(tgt["image"]).logits
             pseudo, weight = self.pseudo_labeler(_resize(logits_t, tgt["image"].shape[-2:]))

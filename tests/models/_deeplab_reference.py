@@ -1,6 +1,6 @@
 """An independent functional DeepLab-v2 forward on a state dict in the ORIGINAL AdaptSegNet/ADVENT key layout.
 
-Written from REFERENCE.md §2 with torch.nn.functional only (no uda model classes), to prove equivalence.
+Written from the published architecture (AdaptSegNet and ADVENT's DeepLab-v2) with torch.nn.functional only (no uda model classes), to prove equivalence.
 """
 
 from __future__ import annotations

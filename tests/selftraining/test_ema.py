@@ -86,3 +86,9 @@ def test_dacs_convention_step_minus_one_copies_first():
         student[0].weight.add_(3.0)
     assert teacher.update(student, 0) == 0.0  # DACS: first update after optimizer step 1, iteration index 0
     torch.testing.assert_close(teacher.module[0].weight, student[0].weight)
+
+
+def test_the_teacher_is_an_ordinary_module():
+    """`buffers=` is a constructor option only: `nn.Module.buffers()` stays callable on the teacher."""
+    teacher = EMATeacher(_net(), alpha=0.9, buffers="copy")
+    assert len(list(teacher.buffers())) == len(list(_net().buffers())) > 0

@@ -77,7 +77,7 @@ class EMATeacher(nn.Module):
             raise ConfigError(f"EMA teacher: alpha must lie in [0, 1], got {alpha}")
         if buffers not in BUFFER_MODES:
             raise ConfigError(f"EMA teacher: buffers must be one of {', '.join(BUFFER_MODES)}, got {buffers!r}")
-        self.alpha, self.buffers = float(alpha), buffers
+        self.alpha, self.buffer_mode = float(alpha), buffers  # not `buffers`: nn.Module.buffers() stays callable
         self.module = copy.deepcopy(student)
         for p in self.module.parameters():
             p.requires_grad_(False)
@@ -111,9 +111,9 @@ class EMATeacher(nn.Module):
         for tb, sb in zip(t_bufs, s_bufs):
             if not tb.dtype.is_floating_point:
                 tb.copy_(sb)
-            elif self.buffers == "ema":
+            elif self.buffer_mode == "ema":
                 tb.mul_(a).add_(sb.to(tb.dtype), alpha=1.0 - a)
-            elif self.buffers == "copy":
+            elif self.buffer_mode == "copy":
                 tb.copy_(sb)
         return a
 

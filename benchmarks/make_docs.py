@@ -268,6 +268,10 @@ def _demote(md: str) -> str:
     return "\n".join(("#" + ln) if ln.startswith("#") else ln for ln in lines).strip()
 
 
+def _miou(res: dict, config: str) -> str:
+    return next((f"{r['miou']:.2f}" for r in res.get("runs", []) if r["config"] == config), "n/a")
+
+
 def overhead_note(tr: dict) -> str:
     lines = ["### Reading the engine-overhead figures", "",
              "Both sides run the same model and discriminator classes on the same preloaded tensors, in the same "
@@ -355,6 +359,13 @@ def build_page(res: dict[str, dict], results: Path, made: list[tuple[str, str]])
             page += ["(JSON only: `benchmarks/results/" + key + ".json`)", ""]
         if key == "train":
             page += [overhead_note(res["train"]), ""]
+        if key == "recipes" and res.get("recipes_final_seed0"):
+            page += ["**Which code these figures come from.** The three-seed table was measured before later changes "
+                     "that move training randomness or the CycleGAN stage (the loaders' own random generator, "
+                     "CycleGAN's N(0, 0.02) initialisation, 8-bit image pools). Seed 0 of the "
+                     "main configs was re-run on the current code (`recipes_final_seed0`, under 'Other results'): "
+                     "source only " + _miou(res["recipes_final_seed0"], "source_only_synthetic") + ", the others "
+                     "as listed there.", ""]
         if key == "scaling" and res.get("scaling", {}).get("check"):
             page += [scaling_note(res["scaling"]), ""]
     page += ["## Design choices of the benchmarks", "",

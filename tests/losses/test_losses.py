@@ -99,8 +99,24 @@ EXAMPLES = {
     "imnet_feature_distance": lambda: (torch.randn(2, 4, 4, 4, requires_grad=True), torch.rand(2, 3, 16, 16),
                                        torch.full((2, 16, 16), 13)),
 }
-# Factory arguments a loss needs (a frozen network for the feature distance).
-FACTORY = {"imnet_feature_distance": lambda: {"encoder": torch.nn.Conv2d(3, 4, 4, stride=4)}}
+
+
+class _Student(torch.nn.Module):
+    """A 1x1-conv "segmentation network" returning a SegOutput (what MIC's term calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, C, 1)
+
+    def forward(self, x):
+        return uda.SegOutput(self.conv(x), None, {})
+
+
+# Terms that call the student themselves take it first; their gradient reaches its parameters.
+EXAMPLES["mic"] = lambda: (_Student(), torch.rand(2, 3, 16, 16), torch.randint(0, C, (2, 16, 16)), torch.ones(2, 16, 16))
+# Factory arguments a loss needs (a frozen network for the feature distance, small blocks for MIC).
+FACTORY = {"imnet_feature_distance": lambda: {"encoder": torch.nn.Conv2d(3, 4, 4, stride=4)},
+           "mic": lambda: {"block": 4}}
 
 
 @pytest.mark.parametrize("name", uda.list_components("loss"))
@@ -109,9 +125,11 @@ def test_every_registered_loss_runs_and_backpropagates(name):
     loss_fn = uda.create("loss", name, **FACTORY.get(name, dict)())
     args = EXAMPLES[name]()
     out = loss_fn(*args)
+    out = sum(out.values()) if isinstance(out, dict) else out  # a term's named losses
     assert torch.isfinite(out).all()
     out.sum().backward()
-    assert args[0].grad is not None and torch.isfinite(args[0].grad).all()
+    grads = [p.grad for p in args[0].parameters()] if isinstance(args[0], torch.nn.Module) else [args[0].grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 def test_identity_and_cycle_losses_zero_for_identical_images():

@@ -44,6 +44,9 @@ PUBLISHED: dict[str, dict[str, dict]] = {
         # Hoyer et al., HRDA, ECCV 2022; MIC (on HRDA), CVPR 2023.
         "HRDA": _miou_row(_ALL, 73.8),
         "MIC": _miou_row(_ALL, 75.9),
+        # Englert et al., VFM-UDA, CVPR Workshops 2024; VFM-UDA++ (Englert & Dubbelman, ICCV Workshops 2025), ViT-L.
+        "VFM-UDA": _miou_row(_ALL, 78.4),
+        "VFM-UDA++": _miou_row(_ALL, 79.8),
         "AdvEnt": _row([89.4, 33.1, 81.0, 26.6, 26.8, 27.2, 33.5, 24.7, 83.9, 36.7, 78.8, 58.7, 30.5, 84.8, 38.5,
                         44.5, 1.7, 31.6, 32.4], _ALL, 45.5),
         "CLAN": _row([87.0, 27.1, 79.6, 27.3, 23.3, 28.3, 35.5, 24.2, 83.6, 27.4, 74.2, 58.6, 28.0, 76.2, 33.1,
@@ -58,6 +61,8 @@ PUBLISHED: dict[str, dict[str, dict]] = {
         "DAFormer": _miou_row(SYNTHIA_16, 60.9),
         "HRDA": _miou_row(SYNTHIA_16, 65.8),
         "MIC": _miou_row(SYNTHIA_16, 67.3),
+        # VFM-UDA++ with a ViT-B encoder (the release's model table; no ViT-L SYNTHIA row is published).
+        "VFM-UDA++ (ViT-B)": _miou_row(SYNTHIA_16, 69.7),
     },
 }
 # fmt: on

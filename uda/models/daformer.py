@@ -293,59 +293,32 @@ _FACTORY_DOC = """DAFormer with a MiT-{b} encoder (Hoyer et al., CVPR 2022), ran
     """
 
 
-def _factory(b: str):
+def _factory(name: str, variant: str, doc: str, *, embed_dim_default: int = 256, drop_path_default: float = 0.1):
     def factory(
         num_classes: int = 19,
         *,
         pretrained: str | None = None,
         pretrained_key: str = "model",
-        embed_dim: int = 256,
+        embed_dim: int = embed_dim_default,
         dropout: float = 0.1,
-        drop_path_rate: float = 0.1,
+        drop_path_rate: float = drop_path_default,
         bn_mode: BNMode = "train",
         normalization: str | None = None,
         activation_checkpointing: bool = False,
     ) -> DAFormer:
-        return _build(
-            f"mit_{b}",
-            num_classes,
-            pretrained,
-            pretrained_key,
-            embed_dim=embed_dim,
-            dropout=dropout,
-            drop_path_rate=drop_path_rate,
-            bn_mode=bn_mode,
-            normalization=normalization,
-            activation_checkpointing=activation_checkpointing,
-        )
+        return _build(variant, num_classes, pretrained, pretrained_key, embed_dim=embed_dim, dropout=dropout,
+                      drop_path_rate=drop_path_rate, bn_mode=bn_mode, normalization=normalization,
+                      activation_checkpointing=activation_checkpointing)
 
-    factory.__name__ = factory.__qualname__ = f"daformer_mit{b}"
-    factory.__doc__ = _FACTORY_DOC.format(b=b)
-    return register("model", f"daformer_mit{b}")(factory)
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return register("model", name)(factory)
 
 
-daformer_mitb0 = _factory("b0")
-daformer_mitb1 = _factory("b1")
-daformer_mitb2 = _factory("b2")
-daformer_mitb3 = _factory("b3")
-daformer_mitb4 = _factory("b4")
-daformer_mitb5 = _factory("b5")
+daformer_mitb0, daformer_mitb1, daformer_mitb2, daformer_mitb3, daformer_mitb4, daformer_mitb5 = (
+    _factory(f"daformer_mit{b}", f"mit_{b}", _FACTORY_DOC.format(b=b)) for b in ("b0", "b1", "b2", "b3", "b4", "b5"))
 
-
-@register("model", "daformer_tiny")
-def daformer_tiny(
-    num_classes: int = 19,
-    *,
-    pretrained: str | None = None,
-    pretrained_key: str = "model",
-    embed_dim: int = 32,
-    dropout: float = 0.1,
-    drop_path_rate: float = 0.0,
-    bn_mode: BNMode = "train",
-    normalization: str | None = None,
-    activation_checkpointing: bool = False,
-) -> DAFormer:
-    """Tiny DAFormer (same code; MiT with channels 8/16/32/64, one block per stage, 32-channel head) for tests
+daformer_tiny = _factory("daformer_tiny", "tiny", """Tiny DAFormer (same code; MiT with channels 8/16/32/64, one block per stage, 32-channel head) for tests
     and CPU demos; inputs at least 32×32.
 
     Args:
@@ -366,16 +339,4 @@ def daformer_tiny(
         >>> import torch, uda
         >>> uda.create("model", "daformer_tiny", num_classes=3)(torch.rand(1, 3, 32, 32)).logits.shape
         torch.Size([1, 3, 8, 8])
-    """
-    return _build(
-        "tiny",
-        num_classes,
-        pretrained,
-        pretrained_key,
-        embed_dim=embed_dim,
-        dropout=dropout,
-        drop_path_rate=drop_path_rate,
-        bn_mode=bn_mode,
-        normalization=normalization,
-        activation_checkpointing=activation_checkpointing,
-    )
+    """, embed_dim_default=32, drop_path_default=0.0)

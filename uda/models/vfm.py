@@ -34,6 +34,7 @@ from .._errors import CheckpointError, UdaError
 from .._registry import register
 from ..types import LevelInfo, SegOutput
 from ._common import UdaSegmentationModel
+from .timm_models import _load as _timm_load
 
 __all__ = ["DINOV2_BACKBONES", "DINOV2_WEIGHTS_HINT", "SimpleFeaturePyramid", "VFMSegmenter", "vfm", "vfm_tiny"]
 
@@ -254,13 +255,10 @@ class VFMSegmenter(UdaSegmentationModel):
 
 
 def _load(model: VFMSegmenter, pretrained: str | None, keep_normalization: bool) -> VFMSegmenter:
-    if pretrained:
-        from ._weights import load_weights
-
-        if not Path(pretrained).is_file():
-            raise CheckpointError(f"{pretrained}: no such weights file; check the path. {DINOV2_WEIGHTS_HINT}")
-        load_weights(model, pretrained, keep_normalization=keep_normalization)
-    return model
+    """`timm_models._load` with the DINOv2 download hint when the file is missing."""
+    if pretrained and not Path(pretrained).is_file():
+        raise CheckpointError(f"{pretrained}: no such weights file; check the path. {DINOV2_WEIGHTS_HINT}")
+    return _timm_load(model, pretrained, keep_normalization)
 
 
 @register("model", "vfm")

@@ -48,9 +48,8 @@ def run(name: str, seed: int, smoke: bool, workdir: Path, pair_seed: int = 0) ->
         over += ["model.options.width=4"] if cfg.model.name == "deeplabv2_tiny" else []
         if getattr(cfg.recipe, "feature_alignment", None) == "multilevel":
             over = [o.replace("64x32", "128x64") for o in over]
-        if cfg.model.name.startswith("hrda"):  # the context view halves the input: 64x64 crops, 32x32 details
-            over = [o.replace("64x32", "64x64") for o in over]
-            over += ["recipe.crop=64x64", "model.options.detail_size=32", "eval.crop=64x64", "eval.stride=32x32"]
+        if cfg.model.name.startswith("hrda"):  # the context view halves the input: 64x64 images, 32x32 details
+            over = [o.replace("64x32", "64x64") for o in over] + ["model.options.detail_size=32"]
     cfg = load_config(name, over)
     start = time.perf_counter()
     tr = Trainer(cfg, workdir / f"{name}_{seed}")

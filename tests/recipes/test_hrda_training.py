@@ -94,3 +94,23 @@ def test_paper_presets_carry_the_papers_values():
             assert (rc.mic_weight, rc.mic_options) == (1.0, {"ratio": 0.7, "block": 64})
         else:
             assert rc.mic_weight == 0.0
+
+
+def test_synthetic_presets_context_view_is_daformer_synthetics_input():
+    # hrda_synthetic trains on whole 2x-rendered images: the context view is the whole scene at the size
+    # daformer_synthetic trains on, and the detail crop spans the image height (docs/recipes/hrda.md)
+    daformer = get_builtin("daformer_synthetic")
+    for name in ("hrda_synthetic", "mic_synthetic"):
+        cfg = get_builtin(name)
+        assert cfg.recipe.crop is None and cfg.data.source.size == cfg.data.val.size == "256x128"
+        model = uda.create("model", cfg.model.name, num_classes=19, **cfg.model.options).train()
+        base = uda.create("model", daformer.model.name, num_classes=19).train()
+        with torch.no_grad():
+            out = model(torch.rand(1, 3, 128, 256))
+            ref = base(torch.rand(1, 3, 64, 128))
+        assert out.context_logits.shape == ref.logits.shape
+        y0, y1, x0, x1 = out.detail_box
+        assert (y0, y1) == (0, 128) and x1 - x0 == 128
+        assert (cfg.eval.mode, cfg.eval.size) == ("resize", "256x128")
+    mic = get_builtin("mic_synthetic").recipe
+    assert (mic.mic_weight, mic.mic_options) == (0.25, {"ratio": 0.7, "block": 32})

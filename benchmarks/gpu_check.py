@@ -83,6 +83,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _time_seg_steps(tr: Any, device: torch.device, *, warmup: int, iters: int) -> tuple[float, float | None]:
+    """``warmup`` then ``iters`` timed steps of the trainer's seg stage: (median s/it, CUDA peak MiB or ``None``)."""
+    stage = next(s for s in tr.stages if s.name == "seg")
+    tr.set_modes(stage)
+    for _ in range(warmup):
+        tr.train_step(stage)
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        tr.train_step(stage)
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return statistics.median(times), peak
+
+
 def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                 PYTHONWARNINGS="ignore", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
@@ -131,21 +150,8 @@ def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, 
             with tempfile.TemporaryDirectory() as run_dir:
                 tr = build_trainer(recipe, model=model, src_size=src, tgt_size=tgt, batch=batch, device=device,
                                    run_dir=run_dir, extra=extra)
-                stage = next(s for s in tr.stages if s.name == "seg")
-                tr.set_modes(stage)
-                for _ in range(1 if smoke else 2):  # warm-up (compile, allocator, optimizer state)
-                    tr.train_step(stage)
-                _sync(device)
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                times = []
-                for _ in range(iters):
-                    t = time.perf_counter()
-                    tr.train_step(stage)
-                    _sync(device)
-                    times.append(time.perf_counter() - t)
-                peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-                s = statistics.median(times)
+                # warm-up steps: compile, allocator, optimizer state
+                s, peak = _time_seg_steps(tr, device, warmup=1 if smoke else 2, iters=iters)
                 rows.append({"family": family, "variant": variant, "status": "ok", "model": model,
                              "size": f"{src}+{tgt}", "batch": batch, "s_per_it": s, "images_per_s": 2 * batch / s,
                              "peak_mib": peak, "skipped_steps": tr.skipped})
@@ -341,7 +347,7 @@ def vfm_checkpointing(device: torch.device, smoke: bool, iters: int) -> list[dic
         model, backbone, size, batch, amp = "vfm", "vit_large_patch14_reg4_dinov2", "1024x1024", 2, "bf16"
     rows = []
     for ckpt in (False, True):
-        extra = [f"trainer.amp={amp}", f"model.options.grad_checkpointing={str(ckpt).lower()}"]
+        extra = [f"trainer.amp={amp}", f"model.options.activation_checkpointing={str(ckpt).lower()}"]
         extra += [f"model.options.backbone={backbone}"] if backbone else []
         row: dict[str, Any] = {"model": model if backbone is None else backbone, "size": size, "batch": batch,
                                "amp": amp, "grad_checkpointing": ckpt}
@@ -349,20 +355,9 @@ def vfm_checkpointing(device: torch.device, smoke: bool, iters: int) -> list[dic
             with tempfile.TemporaryDirectory() as run_dir:
                 tr = build_trainer("vfm_uda", model=model, src_size=size, tgt_size=size, batch=batch,
                                    device=device, run_dir=run_dir, extra=extra)
+                # one warm-up step: allocator, optimizer state
+                row["s_per_it"], row["peak_mib"] = _time_seg_steps(tr, device, warmup=1, iters=iters)
                 stage = next(s for s in tr.stages if s.name == "seg")
-                tr.set_modes(stage)
-                tr.train_step(stage)  # warm-up: allocator, optimizer state
-                _sync(device)
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                times = []
-                for _ in range(iters):
-                    t = time.perf_counter()
-                    tr.train_step(stage)
-                    _sync(device)
-                    times.append(time.perf_counter() - t)
-                row["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-                row["s_per_it"] = statistics.median(times)
                 row["saved_activation_mib"] = _saved_activation_mib(functools.partial(tr.train_step, stage))
                 row["status"] = "ok"
                 tr = None

@@ -141,6 +141,14 @@ def test_backward_reaches_every_trainable_parameter_and_checkpointing_matches():
     torch.testing.assert_close(ck(x).logits, m(x).logits)
 
 
+def test_vfm_tiny_takes_the_shared_checkpointing_option():
+    # every model family turns checkpointing on with model.options.activation_checkpointing (vfm_tiny too)
+    for key in ("activation_checkpointing", "grad_checkpointing"):
+        m = uda.create("model", "vfm_tiny", num_classes=3, **{key: True})
+        assert m.activation_checkpointing
+    assert not uda.create("model", "vfm_tiny", num_classes=3).activation_checkpointing
+
+
 def test_bad_options_are_named():
     with pytest.raises(uda.UdaError, match="unknown timm backbone 'vit_nope'"):
         uda.create("model", "vfm", backbone="vit_nope", num_classes=3)

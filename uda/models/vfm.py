@@ -325,6 +325,7 @@ def vfm_tiny(
     embed_dim: int = 16,
     block_indices: Sequence[int] | None = None,
     grad_checkpointing: bool = False,
+    activation_checkpointing: bool = False,
 ) -> VFMSegmenter:
     """Tiny VFM model for tests and CPU demos: the DINOv2-with-registers architecture at width 32, depth 4,
     2 heads (position embedding for a 5×5 grid, interpolated to any input), random init, head width 16.
@@ -335,13 +336,14 @@ def vfm_tiny(
         backbone: the timm architecture whose layout the tiny encoder keeps.
         embed_dim: DAFormer head channels.
         block_indices: the four tapped blocks (default 0, 1, 2, 3).
-        grad_checkpointing: activation checkpointing in the encoder blocks (as for `vfm`).
+        grad_checkpointing: alias of ``activation_checkpointing`` (as for `vfm`).
+        activation_checkpointing: recompute the encoder blocks in the backward pass (as for `vfm`).
 
     Returns:
         A [VFMSegmenter][uda.models.vfm.VFMSegmenter].
     """
     model = VFMSegmenter(
         num_classes, backbone=backbone, block_indices=block_indices, embed_dim=embed_dim, backbone_kwargs=TINY_ENCODER,
-        grad_checkpointing=grad_checkpointing,
+        activation_checkpointing=activation_checkpointing or grad_checkpointing,
     )
     return _load(model, pretrained, False)

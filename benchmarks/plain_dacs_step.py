@@ -7,6 +7,9 @@ Papers: Tranheden et al., "DACS: Domain Adaptation via Cross-domain Mixed Sampli
     ClassMix (half the classes of each source label) → strong augmentation of the mixed image →
     weighted CE on the mixed image → backward → optimizer step → poly schedule → EMA teacher update
 
+The teacher is DAFormer's: a copy in training mode with dropout switched off (its batch norm normalises with the
+target batch), whose parameters (not buffers) follow the student by EMA.
+
 It uses the same model class and the same strong-augmentation module as ``uda`` (so the arithmetic is the same)
 but none of the engine: no recipe, registry, stage, trainer, non-finite checks or logging. ``bench_train.py
 --dacs`` times it side by side with the engine's ``dacs`` recipe.
@@ -53,7 +56,10 @@ class PlainDACS:
                  weight_decay: float = 5e-4, alpha: float = 0.99, threshold: float = 0.968, max_iters: int = 400,
                  power: float = 0.9) -> None:
         self.model, self.alpha, self.threshold = model, alpha, threshold
-        self.teacher = copy.deepcopy(model).eval()
+        self.teacher = copy.deepcopy(model).train()
+        for m in self.teacher.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         head = {id(p) for p in model.head_parameters()}
@@ -97,9 +103,4 @@ class PlainDACS:
         with torch.no_grad():
             for t, s in zip(self.teacher.parameters(), self.model.parameters()):
                 t.mul_(a).add_(s, alpha=1 - a)
-            for t, s in zip(self.teacher.buffers(), self.model.buffers()):
-                if t.dtype.is_floating_point:
-                    t.mul_(a).add_(s, alpha=1 - a)
-                else:
-                    t.copy_(s)
         return {"seg": seg.detach(), "mix": mix.detach()}

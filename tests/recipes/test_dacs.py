@@ -34,13 +34,21 @@ def _batch():
     return src, {"image": torch.rand(2, 3, 32, 32, generator=g)}
 
 
-@pytest.mark.parametrize("choice", ["image", "batch"])
-def test_losses_equal_a_hand_written_dacs_step(choice):
-    recipe = _recipe(mix_classes=choice, strong_augmentation=False, pseudo_threshold=0.3, pseudo_margins=[2, 3, 0, 0])
+@pytest.mark.parametrize(("choice", "buffers"), [("image", "batch"), ("batch", "batch"), ("image", "ema")])
+def test_losses_equal_a_hand_written_dacs_step(choice, buffers):
+    recipe = _recipe(mix_classes=choice, strong_augmentation=False, pseudo_threshold=0.3, pseudo_margins=[2, 3, 0, 0],
+                     teacher_buffers=buffers)
     recipe.eval()
     recipe.model.train()
     src, tgt = _batch()
-    teacher = copy.deepcopy(recipe.model).eval()  # by hand: the teacher is the student at step 0
+    teacher = copy.deepcopy(recipe.model)  # by hand: the teacher is the student at step 0
+    if buffers == "batch":  # DAFormer's code: the teacher in training mode with dropout switched off
+        teacher.train()
+        for m in teacher.modules():
+            if isinstance(m, torch.nn.modules.dropout._DropoutNd):
+                m.eval()
+    else:
+        teacher.eval()
     torch.manual_seed(5)
     losses, _ = recipe.generator_losses(src, tgt)
     assert sorted(losses) == ["mix", "seg"]

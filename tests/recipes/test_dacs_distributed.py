@@ -1,4 +1,8 @@
-"""Two gloo processes on CPU: the `dacs` EMA teacher stays identical on every rank (parameters and BN statistics)."""
+"""Two gloo processes on CPU: the `dacs` EMA teacher stays identical on every rank (parameters and BN statistics).
+
+With ``recipe.teacher_buffers=ema`` (running statistics that follow the student, averaged over the ranks); the
+default ``batch`` teacher never uses its running statistics.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from uda.config import load_config
 TINY = ["data.source.size=64x32", "data.target.size=64x32", "data.val.size=64x32", "eval.size=64x32",
         "data.source.options.num=8", "data.target.options.num=8", "data.val.options.num=2", "data.batch_size=2",
         "model.options.width=4", "trainer.tensorboard=false", "trainer.device=cpu", "trainer.eval_every=0",
-        "trainer.log_every=1", "trainer.dist_timeout_s=30", "trainer.max_iters=3"]
+        "trainer.log_every=1", "trainer.dist_timeout_s=30", "trainer.max_iters=3", "recipe.teacher_buffers=ema"]
 
 
 def _free_port() -> int:

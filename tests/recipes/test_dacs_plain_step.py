@@ -39,6 +39,7 @@ def test_plain_dacs_step_matches_engine(tmp_path):
 
     for a, b in zip(tensors(tr.model), tensors(net)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    for a, b in zip(tensors(tr.recipe.teacher.module), tensors(plain.teacher)):
+    # the teachers' parameters (the originals' teacher also refreshes its unused running statistics; ours leaves them)
+    for a, b in zip(tr.recipe.teacher.module.parameters(), plain.teacher.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    assert not all(torch.equal(a, b) for a, b in zip(tensors(tr.model), tensors(plain.teacher)))
+    assert not all(torch.equal(a, b) for a, b in zip(tr.model.parameters(), plain.teacher.parameters()))

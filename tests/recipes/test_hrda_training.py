@@ -113,4 +113,4 @@ def test_synthetic_presets_context_view_is_daformer_synthetics_input():
         assert (y0, y1) == (0, 128) and x1 - x0 == 128
         assert (cfg.eval.mode, cfg.eval.size) == ("resize", "256x128")
     mic = get_builtin("mic_synthetic").recipe
-    assert (mic.mic_weight, mic.mic_options) == (0.25, {"ratio": 0.7, "block": 32})
+    assert (mic.mic_weight, mic.mic_options) == (1.0, {"ratio": 0.7, "block": 32})

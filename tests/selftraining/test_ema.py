@@ -92,3 +92,36 @@ def test_the_teacher_is_an_ordinary_module():
     """`buffers=` is a constructor option only: `nn.Module.buffers()` stays callable on the teacher."""
     teacher = EMATeacher(_net(), alpha=0.9, buffers="copy")
     assert len(list(teacher.buffers())) == len(list(_net().buffers())) > 0
+
+
+def test_batch_mode_normalises_with_the_batch_as_the_originals():
+    """``buffers="batch"``: the original DACS/DAFormer teacher (train-mode BN, dropout off), running stats untouched."""
+    student = _net()
+    with torch.no_grad():
+        student[1].running_mean.fill_(5.0)  # running statistics far from the batch's: eval mode would differ
+        student[1].running_var.fill_(9.0)
+    teacher = EMATeacher(student, alpha=0.9, buffers="batch")
+    x = torch.randn(4, 1, 3, 3) * 2 + 1
+    y = teacher(x)
+    conv = teacher.module[0](x)
+    mean, var = conv.mean((0, 2, 3), keepdim=True), conv.var((0, 2, 3), unbiased=False, keepdim=True)
+    bn = teacher.module[1]
+    expected = (conv - mean) / torch.sqrt(var + bn.eps) * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(y, expected)  # by hand; dropout (p 0.5) is off
+    torch.testing.assert_close(teacher(x), y)
+    assert torch.equal(bn.running_mean, torch.full((2,), 5.0)) and int(bn.num_batches_tracked) == 0
+    assert not bn.training and bn.track_running_stats  # restored after the forward
+    assert not torch.allclose(EMATeacher(student, buffers="ema")(x), y)  # the running-statistics teacher differs
+    with torch.no_grad():
+        student[1].running_mean.fill_(-3.0)
+    teacher.update(student, 1)
+    assert torch.equal(bn.running_mean, torch.full((2,), 5.0))  # the update leaves unused buffers alone
+
+
+def test_batch_mode_with_one_value_per_channel_is_one_clear_error():
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.AdaptiveAvgPool2d(1), nn.BatchNorm2d(2))  # an image-pooling branch
+    teacher = EMATeacher(net, buffers="batch")
+    with pytest.raises(ConfigError, match="teacher_buffers=ema"):
+        teacher(torch.randn(1, 1, 4, 4))
+    assert teacher(torch.randn(2, 1, 4, 4)).shape == (2, 2, 1, 1)
+    assert not teacher.module[2].training  # restored after the error too

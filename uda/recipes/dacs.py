@@ -20,7 +20,8 @@ Algorithm (one iteration; student g_θ, teacher g_φ = a copy of g_θ at step 0)
     φ ← α_t·φ + (1 − α_t)·θ,  α_t = min(1 − 1/(t + 1), α)           (``after_step``; DACS α 0.99, DAFormer 0.999)
 
 The teacher (and the frozen ImageNet encoder of the feature distance) are carried modules: moved with the
-recipe, saved in its checkpoint, never optimized, always in eval mode.
+recipe, saved in its checkpoint, never optimized, always in eval mode; the teacher's batch norm normalises with
+the target batch's statistics (``teacher_buffers="batch"``, as DAFormer's teacher in training mode).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class DACSConfig(RecipeConfig):
 
     Attributes:
         alpha: EMA momentum ceiling (DACS 0.99, DAFormer 0.999).
-        teacher_buffers: what happens to batch-norm running statistics of the teacher (``ema``, ``copy``, ``keep``).
+        teacher_buffers: the teacher's batch-norm statistics: the batch's own (``batch``, default: DAFormer's, HRDA's
+            and MIC's code), or running ones that follow the student (``ema``, ``copy``) or are left (``keep``).
         pseudo_threshold: confidence threshold of the per-batch pseudo-label weight (0.968).
         pseudo_margins: ``[top, bottom, left, right]`` rows/columns of the target crop whose pseudo-label weight
             is 0 (DAFormer ``[15, 120, 0, 0]``).
@@ -86,7 +88,7 @@ class DACSConfig(RecipeConfig):
 
     name: str = "dacs"
     alpha: float = 0.99
-    teacher_buffers: Literal["ema", "copy", "keep"] = "ema"
+    teacher_buffers: Literal["ema", "copy", "keep", "batch"] = "batch"
     pseudo_threshold: float = 0.968
     pseudo_margins: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     mix_classes: Literal["image", "batch"] = "image"
@@ -185,7 +187,8 @@ class DACS(Recipe):
         """The EMA teacher update after optimizer step ``step``; ranks keep one teacher under torchrun."""
         super().after_step(step)  # config terms with a teacher of their own
         self.teacher.update(self.model, step)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if (torch.distributed.is_available() and torch.distributed.is_initialized()
+                and self.teacher.buffer_mode != "batch"):  # "batch": the running statistics are never used
             # The parameters already agree (all-reduced gradients); batch-norm statistics are per rank.
             bufs = [b for b in self.teacher.module.buffers() if b.dtype.is_floating_point]
             if bufs:

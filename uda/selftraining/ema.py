@@ -7,7 +7,9 @@ Network Architectures and Training Strategies for Domain-Adaptive Semantic Segme
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -16,7 +18,7 @@ from torch import nn
 from .._errors import ConfigError
 from .._registry import register
 
-BUFFER_MODES = ("ema", "copy", "keep")
+BUFFER_MODES = ("ema", "copy", "keep", "batch")
 
 
 def ema_alpha(step: int, alpha: float) -> float:
@@ -39,7 +41,7 @@ class EMATeacher(nn.Module):
     The teacher is a deep copy of ``student`` taken at construction (step 0), with ``requires_grad=False`` on every
     parameter, so a recipe carries it (moved to the device, checkpointed with the recipe, never optimized).
     ``train()`` is overridden to keep it in eval mode: dropout and drop-path are off and batch norm uses its
-    running statistics. ``forward`` runs under ``torch.no_grad()``.
+    running statistics (the batch's with ``buffers="batch"``). ``forward`` runs under ``torch.no_grad()``.
 
     ``update(student, step)`` sets every parameter to ``α_t·teacher + (1 − α_t)·student`` with
     ``α_t = min(1 − 1/(step + 1), alpha)``; call it after the optimizer step ``step`` (1-based: the recipe's
@@ -48,15 +50,17 @@ class EMATeacher(nn.Module):
     update copies the student).
 
     Buffers (batch-norm running mean/var): the originals average parameters only and run the teacher with
-    batch statistics; our teacher is in eval mode, so its running statistics are used and must follow the
-    student. ``buffers="ema"`` (default) averages floating-point buffers with the same α_t; ``"copy"`` copies the
-    student's; ``"keep"`` leaves them (the originals' parameters-only update). Integer buffers
-    (``num_batches_tracked``) are always copied.
+    batch statistics; in eval mode the running statistics are used and must follow the student. ``buffers="ema"``
+    (default) averages floating-point buffers with the same α_t; ``"copy"`` copies the student's; ``"keep"`` leaves
+    them (the originals' parameters-only update). ``"batch"`` is the originals'
+    behaviour: batch-norm layers normalise with the statistics of the batch the teacher sees (the target images),
+    never touching their running statistics, and the update leaves the buffers alone; dropout and drop-path stay
+    off. Integer buffers (``num_batches_tracked``) are always copied.
 
     Args:
         student: the network to follow (not modified).
         alpha: the EMA momentum ceiling, 0.99 (DACS) or 0.999 (DAFormer).
-        buffers: ``"ema"``, ``"copy"`` or ``"keep"`` (see above).
+        buffers: ``"ema"``, ``"copy"``, ``"keep"`` or ``"batch"`` (see above).
 
     Shape:
         Whatever the student takes and returns.
@@ -89,7 +93,17 @@ class EMATeacher(nn.Module):
 
     @torch.no_grad()
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.module(*args, **kwargs)
+        if self.buffer_mode != "batch":
+            return self.module(*args, **kwargs)
+        with _batch_statistics(self.module):
+            try:
+                return self.module(*args, **kwargs)
+            except ValueError as e:
+                if "more than 1 value per channel" not in str(e):
+                    raise
+                raise ConfigError("EMA teacher: buffers='batch' normalises with batch statistics, which a batch "
+                                  "norm after global pooling cannot take from one image; use a batch of 2 or "
+                                  "more, or recipe.teacher_buffers=ema") from e
 
     @torch.no_grad()
     def update(self, student: nn.Module, step: int) -> float:
@@ -116,6 +130,20 @@ class EMATeacher(nn.Module):
             elif self.buffer_mode == "copy":
                 tb.copy_(sb)
         return a
+
+
+@contextlib.contextmanager
+def _batch_statistics(module: nn.Module) -> Iterator[None]:
+    """Batch norm inside normalises with the batch's own statistics and leaves its running statistics as they are."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.track_running_stats) for m in norms]
+    for m in norms:
+        m.training, m.track_running_stats = True, False  # batch statistics; running_mean/var are not passed on
+    try:
+        yield
+    finally:
+        for m, (training, track) in zip(norms, saved):
+            m.training, m.track_running_stats = training, track
 
 
 __all__ = ["EMATeacher", "ema_alpha"]

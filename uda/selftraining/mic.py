@@ -126,6 +126,8 @@ class MICAligner(nn.Module):
         block: block side (64).
         fill: masked colour (``"mean"``).
         alpha: the teacher's EMA momentum ceiling (0.999, MIC/DAFormer).
+        teacher_buffers: the teacher's batch-norm statistics (`EMATeacher`'s ``buffers``; ``"batch"``: the batch's
+            own, as MIC's code).
         threshold: pseudo-label confidence threshold (0.968).
         margins: pseudo-label ignore margins ``[top, bottom, left, right]``.
         augmentation: colour-augment the target image before masking (DACS's strong augmentation).
@@ -147,19 +149,20 @@ class MICAligner(nn.Module):
     needs_target_image = True
 
     def __init__(self, *, feature_info: Any = None, num_classes: int = 19, weight: float = 1.0, ratio: float = 0.7,
-                 block: int = 64, fill: str | float = "mean", alpha: float = 0.999, threshold: float = 0.968,
+                 block: int = 64, fill: str | float = "mean", alpha: float = 0.999, teacher_buffers: str = "batch",
+                 threshold: float = 0.968,
                  margins: Sequence[int] = (0, 0, 0, 0), augmentation: bool = True,
                  augmentation_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         aug = StrongAugmentation(**(augmentation_options or {})) if augmentation else None
         self.mic = MaskedImageConsistency(weight=weight, ratio=ratio, block=block, fill=fill, augmentation=aug)
         self.pseudo_labeler = PseudoLabeler(threshold=threshold, margins=list(margins))
-        self.alpha = float(alpha)
+        self.alpha, self.teacher_buffers = float(alpha), teacher_buffers
         self._bound: list[Any] = []  # [model, teacher]: plain references, not submodules of the term
 
     def bind(self, recipe: nn.Module, name: str) -> None:
         """Called by the recipe when the term is added: build and carry the EMA teacher of its model."""
-        teacher = EMATeacher(recipe.model, alpha=self.alpha)
+        teacher = EMATeacher(recipe.model, alpha=self.alpha, buffers=self.teacher_buffers)
         recipe.carry(f"{name}_teacher", teacher)
         self._bound = [recipe.model, teacher]
 

@@ -187,16 +187,7 @@ class DACS(Recipe):
         """The EMA teacher update after optimizer step ``step``; ranks keep one teacher under torchrun."""
         super().after_step(step)  # config terms with a teacher of their own
         self.teacher.update(self.model, step)
-        if (torch.distributed.is_available() and torch.distributed.is_initialized()
-                and self.teacher.buffer_mode != "batch"):  # "batch": the running statistics are never used
-            # The parameters already agree (all-reduced gradients); batch-norm statistics are per rank.
-            bufs = [b for b in self.teacher.module.buffers() if b.dtype.is_floating_point]
-            if bufs:
-                flat = torch.cat([b.reshape(-1) for b in bufs])
-                torch.distributed.all_reduce(flat)
-                flat /= torch.distributed.get_world_size()
-                for b, avg in zip(bufs, flat.split([b.numel() for b in bufs])):
-                    b.copy_(avg.view_as(b))
+        self.teacher.average_buffers_over_ranks()  # the parameters already agree (all-reduced gradients)
 
     def trained_modules(self) -> list[nn.Module]:
         return [self.model]

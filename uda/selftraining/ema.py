@@ -86,6 +86,8 @@ class EMATeacher(nn.Module):
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.train(False)
+        # buffers="batch": the batch norms switched to batch statistics in every forward (found once, not per step)
+        self._norms = [m for m in self.module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def train(self, mode: bool = True) -> EMATeacher:
         """Keep the teacher in eval mode whatever ``mode`` says."""
@@ -95,7 +97,7 @@ class EMATeacher(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.buffer_mode != "batch":
             return self.module(*args, **kwargs)
-        with _batch_statistics(self.module):
+        with _batch_statistics(self._norms):
             try:
                 return self.module(*args, **kwargs)
             except ValueError as e:
@@ -131,11 +133,27 @@ class EMATeacher(nn.Module):
                 tb.copy_(sb)
         return a
 
+    @torch.no_grad()
+    def average_buffers_over_ranks(self) -> None:
+        """Under torchrun, average the floating-point buffers (batch-norm running statistics, per rank) over ranks.
+
+        A no-op without a process group and with ``buffers="batch"`` (the running statistics are never used).
+        """
+        if self.buffer_mode == "batch" or not (torch.distributed.is_available()
+                                               and torch.distributed.is_initialized()):
+            return
+        bufs = [b for b in self.module.buffers() if b.dtype.is_floating_point]
+        if bufs:
+            flat = torch.cat([b.reshape(-1) for b in bufs])
+            torch.distributed.all_reduce(flat)
+            flat /= torch.distributed.get_world_size()
+            for b, avg in zip(bufs, flat.split([b.numel() for b in bufs])):
+                b.copy_(avg.view_as(b))
+
 
 @contextlib.contextmanager
-def _batch_statistics(module: nn.Module) -> Iterator[None]:
-    """Batch norm inside normalises with the batch's own statistics and leaves its running statistics as they are."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+def _batch_statistics(norms: list[nn.Module]) -> Iterator[None]:
+    """These batch norms normalise with the batch's own statistics and leave their running statistics as they are."""
     saved = [(m.training, m.track_running_stats) for m in norms]
     for m in norms:
         m.training, m.track_running_stats = True, False  # batch statistics; running_mean/var are not passed on

@@ -150,8 +150,7 @@ class MICAligner(nn.Module):
 
     def __init__(self, *, feature_info: Any = None, num_classes: int = 19, weight: float = 1.0, ratio: float = 0.7,
                  block: int = 64, fill: str | float = "mean", alpha: float = 0.999, teacher_buffers: str = "batch",
-                 threshold: float = 0.968,
-                 margins: Sequence[int] = (0, 0, 0, 0), augmentation: bool = True,
+                 threshold: float = 0.968, margins: Sequence[int] = (0, 0, 0, 0), augmentation: bool = True,
                  augmentation_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         aug = StrongAugmentation(**(augmentation_options or {})) if augmentation else None

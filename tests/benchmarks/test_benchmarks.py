@@ -75,8 +75,11 @@ def test_bench_scaling_smoke(tmp_path):
     assert m["grad_bytes"] == pytest.approx(178.4e6)
     assert m["flops_per_iteration"]["iteration"] > 1e12  # DeepLab-v2 at 1280x720 + 1024x512: TFLOPs
     for row in m["rows"]:
-        effs = [row[f"eff N={n}"] for n in (2, 4, 8)]
-        assert all(0 < e <= 1 for e in effs) and effs == sorted(effs, reverse=True)
+        for col in ("eff N={}", "no-overlap eff N={}"):
+            effs = [row[col.format(n)] for n in (2, 4, 8)]
+            assert all(0 < e <= 1 for e in effs) and effs == sorted(effs, reverse=True)
+        # Overlapping the buckets with the backward pass can only hide communication.
+        assert all(row[f"eff N={n}"] >= row[f"no-overlap eff N={n}"] for n in (2, 4, 8))
 
 
 def test_scaling_model():
@@ -85,6 +88,24 @@ def test_scaling_model():
     assert bench_scaling.predict(1.0, 100e6, 2, 10e9, alpha=0.0) == pytest.approx(1.01)
     assert bench_scaling.predict(1.0, 100e6, 4, 10e9, alpha=0.0) == pytest.approx(1.015)
     assert bench_scaling.grad_numel("deeplabv2_tiny") > 0
+
+
+def test_scaling_model_ddp_overlap():
+    mib = 2**20
+    # 100 MiB at 10 GB/s, N=2: C = 100 MiB / 10 GB/s = 10.49 ms in 4 buckets of 25 MiB.
+    comm = 100 * mib / 10e9
+    last = 25 * mib / 10e9
+    # A long backward pass hides all but the last bucket, which can only start when the backward ends.
+    assert bench_scaling.predict_ddp(1.0, 100 * mib, 2, 10e9, alpha=0.0) == pytest.approx(1.0 + last)
+    # A short one hides 2/3 of the step's compute worth of communication; the rest is exposed.
+    t = 0.003
+    assert bench_scaling.predict_ddp(t, 100 * mib, 2, 10e9, alpha=0.0) == pytest.approx(t + comm - 2 / 3 * t)
+    # Per-bucket latency: 4 buckets x 2(N-1) hops at N=2.
+    with_alpha = bench_scaling.predict_ddp(t, 100 * mib, 2, 10e9, alpha=1e-4)
+    assert with_alpha - bench_scaling.predict_ddp(t, 100 * mib, 2, 10e9, alpha=0.0) == pytest.approx(8e-4)
+    # Never better than no communication, never worse than no overlap.
+    assert 1.0 < bench_scaling.predict_ddp(1.0, 178e6, 8, 10e9) < bench_scaling.predict(1.0, 178e6, 8, 10e9)
+    assert bench_scaling.efficiency(1.0, 178e6, 1, 10e9) == 1.0
 
 
 @pytest.mark.slow

@@ -123,12 +123,26 @@ def out_dir(args: Any) -> Path:
 
 
 def write_results(out_dir: str | os.PathLike, name: str, result: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    """Write ``<out_dir>/<name>.json`` and ``<out_dir>/<name>.md``; returns both paths."""
+    """Write ``<out_dir>/<name>.json`` and ``<out_dir>/<name>.md``; returns both paths.
+
+    Both texts are rendered and written to temporary files first, then renamed into place: an error (or a kill)
+    while writing leaves the previous pair whole, never a half-written file or a new JSON beside an old table.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jp, mp = out / f"{name}.json", out / f"{name}.md"
-    jp.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    mp.write_text(markdown.rstrip() + "\n")
+    texts = {jp: json.dumps(result, indent=2, default=str) + "\n", mp: markdown.rstrip() + "\n"}
+    tmps: list[Path] = []
+    try:
+        for path, text in texts.items():
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            tmps.append(tmp)
+            tmp.write_text(text)
+        for tmp, path in zip(tmps, texts):
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
     return jp, mp
 
 

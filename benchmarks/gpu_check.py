@@ -7,7 +7,9 @@ then exits with status 1):
    1024x512 (target); DAFormer (``daformer_mitb5``, 512 crops, batch 2), HRDA / MIC-HRDA (``hrda_mitb5``, 1024
    crops) and VFM-UDA (``vfm``, ViT-L, 1024 crops) — seconds per iteration, images/s and peak memory in fp32,
    bf16 + channels_last, and bf16 + channels_last + ``torch.compile``. A model or recipe name that is not
-   registered is reported as "not available", so the script runs before and after those land.
+   registered is reported as "not available", so the script runs before and after those land. The
+   ``torch.compile`` variant is its own section (``compile``), run after the others: compiling each network
+   takes the longest and is the first thing the time budget drops.
 2. ``memory``: peak memory of the joint vs the sequential backward (``bench_memory.py``), AdvEnt DeepLab-v2.
    ``mic_hrda_memory``: one MIC-HRDA training step (``hrda_mitb5``, 1024x1024 crops, batch 2) in fp32, with
    activation checkpointing, in bf16, and in bf16 + checkpointing (``bench_memory.py --experiment mic_hrda``);
@@ -24,11 +26,14 @@ then exits with status 1):
 8. ``scaling``: the 1 → 8 GPU efficiency model of ``bench_scaling.py`` fed with this machine's AdvEnt step
    time and all-reduce figures (a model, not a measurement).
 
-Writes ``gpu_check.{json,md}`` (``gpu_check_smoke`` with ``--smoke``) under ``benchmarks/results``.
+Writes ``gpu_check.{json,md}`` (``gpu_check_smoke`` with ``--smoke``) under ``benchmarks/results`` (or ``--out``)
+after every section, each time through a temporary file and a rename: a run cut short keeps what it measured.
+``--budget-s`` (default 450) bounds the run: a section, or a throughput / compile variant, that would start after
+the budget is spent is recorded as skipped instead of run, and the subprocesses' timeouts shrink to what is left.
 
 Usage::
 
-    python benchmarks/gpu_check.py --device cuda           # on a lent GPU (about 6-8 minutes)
+    python benchmarks/gpu_check.py --device cuda --out "$OUT"   # on a lent GPU (at most --budget-s, 450 s)
     python benchmarks/gpu_check.py --smoke --device cpu    # the same code paths at tiny sizes (CI, 1-2 minutes)
 """
 
@@ -66,8 +71,31 @@ FAMILIES = {
 }
 SMOKE_SIZES = ("64x32", "64x32")
 VARIANTS = {"fp32": ["trainer.amp=none", "trainer.channels_last=false"],
-            "bf16+channels_last": ["trainer.amp=bf16", "trainer.channels_last=true"],
-            "bf16+channels_last+compile": ["trainer.amp=bf16", "trainer.channels_last=true", "trainer.compile=true"]}
+            "bf16+channels_last": ["trainer.amp=bf16", "trainer.channels_last=true"]}
+COMPILE_VARIANTS = {"bf16+channels_last+compile": ["trainer.amp=bf16", "trainer.channels_last=true",
+                                                   "trainer.compile=true"]}
+DEFAULT_BUDGET_S = 450.0  # a lent GPU is held for about 15 minutes, start-up and transfers included
+
+
+class Budget:
+    """The run's time budget: what is left of it, and the line that records a step it had to leave out."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.start = time.perf_counter()
+
+    def left(self) -> float:
+        return float("inf") if self.seconds is None else self.seconds - (time.perf_counter() - self.start)
+
+    def spent(self) -> bool:
+        return self.left() <= 0
+
+    def timeout(self, cap: float, floor: float = 60.0) -> float:
+        """A subprocess timeout: ``cap`` seconds, or what is left of the budget (never under ``floor``)."""
+        return max(floor, min(cap, self.left()))
+
+    def skipped(self) -> str:
+        return f"skipped: the {self.seconds:g} s budget (--budget-s) was spent"
 
 
 def registered(kind: str, name: str) -> bool:
@@ -117,8 +145,13 @@ def _cmd(args: list[str], timeout: float, cwd: Path | None = None) -> dict[str, 
 
 
 # ------------------------------------------------------------------------------------------------ sections
-def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, Any]]:
-    """s/it, images/s and peak memory per family and precision variant (one trainer alive at a time)."""
+def throughput(device: torch.device, smoke: bool, iters: int, budget: Budget,
+               variants: dict[str, list[str]] = VARIANTS, base_rows: list[dict[str, Any]] = ()
+               ) -> list[dict[str, Any]]:
+    """s/it, images/s and peak memory per family and precision variant (one trainer alive at a time).
+
+    ``speedup_vs_fp32`` / ``memory_vs_fp32`` compare each row with the family's fp32 row, from these rows or
+    ``base_rows`` (the ``compile`` section runs after ``throughput``)."""
     from bench_train import build_trainer
 
     rows = []
@@ -139,7 +172,10 @@ def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, 
             hr = [f"model.options.detail_size={32 if smoke else 512}"]
             if recipe == "mic":
                 hr.append(f"recipe.mic_options.block={8 if smoke else 64}")
-        for variant, sets in VARIANTS.items():
+        for variant, sets in variants.items():
+            if budget.spent():
+                rows.append({"family": family, "variant": variant, "status": budget.skipped()})
+                continue
             if smoke and "compile" in variant:  # inductor needs minutes on a 2-core CPU; the GPU run measures it
                 rows.append({"family": family, "variant": variant, "status": "skipped in --smoke"})
                 continue
@@ -159,7 +195,12 @@ def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, 
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    base = {r["family"]: r for r in rows if r.get("variant") == "fp32" and r["status"] == "ok"}
+    return compare_with_fp32(rows, base_rows)
+
+
+def compare_with_fp32(rows: list[dict[str, Any]], base_rows: Any = ()) -> list[dict[str, Any]]:
+    """Add ``speedup_vs_fp32`` and ``memory_vs_fp32`` to every measured row, against its family's fp32 row."""
+    base = {r["family"]: r for r in [*base_rows, *rows] if r.get("variant") == "fp32" and r["status"] == "ok"}
     for r in rows:
         b = base.get(r["family"])
         if b and r["status"] == "ok":
@@ -168,25 +209,25 @@ def throughput(device: torch.device, smoke: bool, iters: int) -> list[dict[str, 
     return rows
 
 
-def memory(device: torch.device, smoke: bool) -> list[dict[str, Any]]:
+def memory(device: torch.device, smoke: bool, budget: Budget) -> list[dict[str, Any]]:
     import bench_memory
 
     size = "64x32" if smoke else "1024x512"
     modes = ["joint", "sequential"] if smoke else list(bench_memory.MODES)  # one interpreter start each
-    return bench_memory.run(smoke, size, str(device), 1, modes, timeout_s=300)
+    return bench_memory.run(smoke, size, str(device), 1, modes, timeout_s=budget.timeout(300))
 
 
 #: MIC-HRDA at 1024 crops in bf16 with checkpointing must fit a 24 GB card with headroom.
 MIC_HRDA_TARGET_MIB = 20 * 1024
 
 
-def mic_hrda_memory(device: torch.device, smoke: bool) -> list[dict[str, Any]]:
+def mic_hrda_memory(device: torch.device, smoke: bool, budget: Budget) -> list[dict[str, Any]]:
     """Peak memory of a MIC-HRDA step at 1024 crops: fp32, checkpointing, bf16, bf16 + checkpointing."""
     import bench_memory
 
     size = "64x64" if smoke else "1024x1024"
     modes = ["mic_hrda", "mic_hrda+checkpointing"] if smoke else list(bench_memory.MIC_HRDA_MODES)
-    rows = bench_memory.run(smoke, size, str(device), 1, modes, timeout_s=300)
+    rows = bench_memory.run(smoke, size, str(device), 1, modes, timeout_s=budget.timeout(300))
     for r in rows:
         r["within_target"] = r["peak_mib"] <= MIC_HRDA_TARGET_MIB if r["mode"].endswith("bf16+checkpointing") else None
     return rows
@@ -268,12 +309,12 @@ def cli(device: torch.device, work: Path) -> list[dict[str, Any]]:
                  "--device", dev)]
 
 
-def torchrun(device: torch.device, smoke: bool, work: Path) -> dict[str, Any]:
+def torchrun(device: torch.device, smoke: bool, work: Path, budget: Budget) -> dict[str, Any]:
     """One process through torchrun with a real process group (NCCL on CUDA) and DDP-wrapped networks."""
     out = work / "torchrun"
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=1",
             str(Path(__file__).resolve()), "--child-torchrun", str(out), "--device", str(device)]
-    row = _cmd(args, 300)
+    row = _cmd(args, budget.timeout(300))
     return {**row, **json.loads((out / "child.json").read_text())}
 
 
@@ -397,9 +438,14 @@ def scaling(results: dict[str, Any]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ driver
 def markdown(res: dict[str, Any]) -> str:
     lines = ["# GPU check" + (" (smoke)" if res["smoke"] else ""), "", machine_line(res), ""]
+    if res.get("budget_s") is not None:
+        lines += [f"Time budget {res['budget_s']:g} s (`--budget-s`); sections took {res.get('total_s', 0):.0f} s. "
+                  "A section or variant that would have started after the budget was spent says so.", ""]
     lines += ["| section | status | s |", "|---|---|---:|"]
     lines += [f"| {k} | {v['status']} | {v['s']:.1f} |" for k, v in res["sections"].items()]
-    for key, title in (("throughput", "Throughput per recipe family"), ("memory", "Joint vs sequential backward"),
+    for key, title in (("throughput", "Throughput per recipe family"),
+                       ("compile", "Throughput with torch.compile (bf16 + channels_last)"),
+                       ("memory", "Joint vs sequential backward"),
                        ("mic_hrda_memory", "MIC-HRDA step at 1024 crops: fp32 / checkpointing / bf16 (<= 20 GB)"),
                        ("short_run", "Short synthetic AdvEnt run: fp32 vs bf16"), ("cli", "CLI with --device"),
                        ("vfm_checkpointing", "VFM-UDA++ step: activation checkpointing off / on"),
@@ -418,6 +464,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--iters", type=int, help="timed iterations per variant [default 5, smoke 1]")
     ap.add_argument("--only", help="comma-separated sections to run")
+    ap.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S,
+                    help=f"seconds the run may take before it skips what is left [default {DEFAULT_BUDGET_S:g}; "
+                         "0 skips every section but the scaling model]")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--child-torchrun", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -431,21 +480,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     iters = args.iters or (1 if args.smoke else 5)
     res: dict[str, Any] = {**header(device, "benchmarks/gpu_check.py", argv), "smoke": args.smoke, "sections": {}}
     only = set(args.only.split(",")) if args.only else None
+    budget = Budget(args.budget_s)
+    res["budget_s"] = args.budget_s
+    out = out_dir(args)
+    name_out = "gpu_check_smoke" if args.smoke else "gpu_check"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        # the targets first; compiling (the slowest to start) last but the model fed with what was measured
         sections = {
-            "throughput": lambda: throughput(device, args.smoke, iters),
-            "memory": lambda: memory(device, args.smoke),
-            "mic_hrda_memory": lambda: mic_hrda_memory(device, args.smoke),
+            "throughput": lambda: throughput(device, args.smoke, iters, budget),
+            "memory": lambda: memory(device, args.smoke, budget),
+            "mic_hrda_memory": lambda: mic_hrda_memory(device, args.smoke, budget),
             "short_run": lambda: short_run(device, args.smoke, work),
             "augment": lambda: augment(device, args.smoke),
             "cli": lambda: cli(device, work),
-            "torchrun": lambda: torchrun(device, args.smoke, work),
+            "torchrun": lambda: torchrun(device, args.smoke, work, budget),
             "vfm_checkpointing": lambda: vfm_checkpointing(device, args.smoke, iters),
+            "compile": lambda: throughput(device, args.smoke, iters, budget, COMPILE_VARIANTS,
+                                          res.get("throughput") or []),
             "scaling": lambda: scaling(res),
         }
         for name, fn in sections.items():
             if only is not None and name not in only:
+                continue
+            if name != "scaling" and budget.spent():  # the model costs nothing and uses what was measured
+                res["sections"][name] = {"status": budget.skipped(), "s": 0.0}
                 continue
             t = time.perf_counter()
             print(f"[gpu_check] {name} ...", file=sys.stderr, flush=True)
@@ -456,11 +515,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
                 res.setdefault("errors", {})[name] = traceback.format_exc()[-4000:]
             res["sections"][name] = {"status": status, "s": time.perf_counter() - t}
+            res["total_s"] = sum(v["s"] for v in res["sections"].values())
+            write_results(out, name_out, res, markdown(res))  # a run cut short keeps what it measured
     res["total_s"] = sum(v["s"] for v in res["sections"].values())
     md = markdown(res)
-    write_results(out_dir(args), "gpu_check_smoke" if args.smoke else "gpu_check", res, md)
+    jp, _ = write_results(out, name_out, res, md)
     print(md)
-    if any(v["status"] != "ok" for v in res["sections"].values()):
+    print(f"wrote {jp} and its .md", file=sys.stderr)
+    if any(v["status"].startswith("failed") for v in res["sections"].values()):
         sys.exit(1)
     return res
 

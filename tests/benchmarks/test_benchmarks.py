@@ -22,7 +22,8 @@ sys.path.insert(0, str(BENCH))
 import bench_augment  # noqa: E402
 import bench_scaling  # noqa: E402
 import bench_train  # noqa: E402
-from _common import interleaved, md_table  # noqa: E402
+import gpu_check  # noqa: E402
+from _common import interleaved, md_table, write_results  # noqa: E402
 from plain_advent_loop import PlainAdvEnt  # noqa: E402
 
 MACHINE_KEYS = {"platform", "cpu", "cores", "torch", "threads", "load_average"}
@@ -80,6 +81,62 @@ def test_bench_scaling_smoke(tmp_path):
             assert all(0 < e <= 1 for e in effs) and effs == sorted(effs, reverse=True)
         # Overlapping the buckets with the backward pass can only hide communication.
         assert all(row[f"eff N={n}"] >= row[f"no-overlap eff N={n}"] for n in (2, 4, 8))
+
+
+def test_write_results_keeps_the_old_pair_when_writing_fails(tmp_path):
+    write_results(tmp_path, "r", {"a": 1}, "# old")
+
+    class Unprintable:
+        def __str__(self):
+            raise RuntimeError("cannot render")
+
+    with pytest.raises(RuntimeError, match="cannot render"):
+        write_results(tmp_path, "r", {"a": Unprintable()}, "# new")
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1}
+    assert (tmp_path / "r.md").read_text() == "# old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md"]  # no temporary file left
+
+
+def test_gpu_check_spent_budget_skips_every_section_but_the_model(tmp_path):
+    res = gpu_check.main(["--smoke", "--device", "cpu", "--budget-s", "0", "--out", str(tmp_path)])
+    sections = dict(res["sections"])
+    assert list(sections)[-1] == "scaling" and sections.pop("scaling")["status"] == "ok"
+    assert set(sections) == {"throughput", "memory", "mic_hrda_memory", "short_run", "augment", "cli",
+                             "torchrun", "vfm_checkpointing", "compile"}
+    assert {v["status"] for v in sections.values()} == {"skipped: the 0 s budget (--budget-s) was spent"}
+    assert _load(tmp_path, "gpu_check_smoke")["sections"].keys() == res["sections"].keys()
+
+
+def test_gpu_check_writes_after_every_section(tmp_path, monkeypatch):
+    def killed(*args, **kwargs):  # the device's time limit ends the run in the middle of a section
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gpu_check, "cli", killed)
+    with pytest.raises(KeyboardInterrupt):
+        gpu_check.main(["--smoke", "--device", "cpu", "--only", "augment,cli", "--out", str(tmp_path)])
+    data = _load(tmp_path, "gpu_check_smoke")
+    assert data["sections"] == {"augment": {"status": "ok", "s": pytest.approx(data["total_s"])}}
+    assert data["augment"]["device"] == "cpu" and data["augment"]["ms_per_batch"] > 0
+
+
+def test_gpu_check_compile_rows_compare_with_the_earlier_fp32_row():
+    assert not set(gpu_check.VARIANTS) & set(gpu_check.COMPILE_VARIANTS)  # compiling runs in its own section
+    fp32 = [{"family": "f", "variant": "fp32", "status": "ok", "s_per_it": 2.0, "peak_mib": 100.0}]
+    rows = [{"family": "f", "variant": "bf16+channels_last+compile", "status": "ok", "s_per_it": 0.5,
+             "peak_mib": 40.0},
+            {"family": "g", "variant": "bf16+channels_last+compile", "status": "ok", "s_per_it": 1.0,
+             "peak_mib": None},
+            {"family": "f", "variant": "bf16+channels_last+compile", "status": "skipped: budget"}]
+    out = gpu_check.compare_with_fp32(rows, fp32)
+    assert out[0]["speedup_vs_fp32"] == 4.0 and out[0]["memory_vs_fp32"] == 0.4
+    assert "speedup_vs_fp32" not in out[1] and "speedup_vs_fp32" not in out[2]  # no fp32 row / not measured
+
+
+def test_gpu_check_budget_timeouts():
+    assert gpu_check.Budget(None).timeout(300) == 300 and not gpu_check.Budget(None).spent()
+    assert gpu_check.Budget(1000).timeout(300) == 300
+    assert gpu_check.Budget(10).timeout(300) == 60  # never under the floor: a start-up must fit
+    assert gpu_check.Budget(0).spent() and gpu_check.Budget(0).timeout(300, floor=5) == 5
 
 
 def test_scaling_model():

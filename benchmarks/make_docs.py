@@ -412,12 +412,10 @@ def build_page(res: dict[str, dict], results: Path, made: list[tuple[str, str]])
         if key == "train":
             page += [overhead_note(res["train"]), ""]
         if key == "recipes" and res.get("recipes_final_seed0"):
-            page += ["**Which code these figures come from.** The three-seed table was measured before later changes "
-                     "that move training randomness or the CycleGAN stage (the loaders' own random generator, "
-                     "CycleGAN's N(0, 0.02) initialisation, 8-bit image pools). Seed 0 of the "
-                     "main configs was re-run on the current code (`recipes_final_seed0`, under 'Other results'): "
-                     "source only " + _miou(res["recipes_final_seed0"], "source_only_synthetic") + ", the others "
-                     "as listed there.", ""]
+            page += ["**Which code these figures come from.** Every row of the three-seed table was measured on "
+                     "the current training code (the commands and dates are listed under the table). "
+                     "`recipes_final_seed0`, under 'Other results', is an earlier seed-0 check kept for the pages "
+                     "that cite its rows (the DAFormer page's teacher on running statistics).", ""]
         if key == "scaling" and res.get("scaling", {}).get("check"):
             page += [scaling_note(res["scaling"]), ""]
     page += ["## Design choices of the benchmarks", "",

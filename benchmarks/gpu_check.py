@@ -50,6 +50,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,8 @@ class Budget:
         return self.left() <= 0
 
     def timeout(self, cap: float, floor: float = 60.0) -> float:
-        """A subprocess timeout: ``cap`` seconds, or what is left of the budget (never under ``floor``)."""
+        """A subprocess timeout (per started process): ``cap`` seconds, or what is left of the budget (never under
+        ``floor``)."""
         return max(floor, min(cap, self.left()))
 
     def skipped(self) -> str:
@@ -146,7 +148,7 @@ def _cmd(args: list[str], timeout: float, cwd: Path | None = None) -> dict[str, 
 
 # ------------------------------------------------------------------------------------------------ sections
 def throughput(device: torch.device, smoke: bool, iters: int, budget: Budget,
-               variants: dict[str, list[str]] = VARIANTS, base_rows: list[dict[str, Any]] = ()
+               variants: dict[str, list[str]] = VARIANTS, base_rows: Sequence[dict[str, Any]] = ()
                ) -> list[dict[str, Any]]:
     """s/it, images/s and peak memory per family and precision variant (one trainer alive at a time).
 
@@ -198,7 +200,7 @@ def throughput(device: torch.device, smoke: bool, iters: int, budget: Budget,
     return compare_with_fp32(rows, base_rows)
 
 
-def compare_with_fp32(rows: list[dict[str, Any]], base_rows: Any = ()) -> list[dict[str, Any]]:
+def compare_with_fp32(rows: list[dict[str, Any]], base_rows: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """Add ``speedup_vs_fp32`` and ``memory_vs_fp32`` to every measured row, against its family's fp32 row."""
     base = {r["family"]: r for r in [*base_rows, *rows] if r.get("variant") == "fp32" and r["status"] == "ok"}
     for r in rows:

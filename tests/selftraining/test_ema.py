@@ -125,3 +125,37 @@ def test_batch_mode_with_one_value_per_channel_is_one_clear_error():
         teacher(torch.randn(1, 1, 4, 4))
     assert teacher(torch.randn(2, 1, 4, 4)).shape == (2, 2, 1, 1)
     assert not teacher.module[2].training  # restored after the error too
+
+
+def _ranks_worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    result = {}
+    for mode in ("ema", "copy", "keep", "batch"):
+        student = _net()
+        teacher = EMATeacher(student, alpha=0.6, buffers=mode)
+        with torch.no_grad():
+            student[1].running_mean.fill_(float(rank + 1))  # per-rank batch-norm statistics: 1 and 2
+        teacher.update(student, 1)  # α_1 = 0.5
+        result[mode] = teacher.module[1].running_mean.clone()
+    torch.save(result, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_update_keeps_one_teacher_over_ranks(tmp_path):
+    # Every user of the teacher (the dacs recipe, the MIC aligner's own teacher) gets the averaging from update().
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ranks_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    # ema: rank r holds 0.5·0 + 0.5·(r + 1); averaged over the ranks: 0.75. copy: (1 + 2) / 2.
+    for mode, value in (("ema", 0.75), ("copy", 1.5), ("keep", 0.0), ("batch", 0.0)):
+        torch.testing.assert_close(r0[mode], torch.full((2,), value), msg=mode)
+        torch.testing.assert_close(r1[mode], r0[mode], msg=mode)

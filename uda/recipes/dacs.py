@@ -184,10 +184,9 @@ class DACS(Recipe):
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:
-        """The EMA teacher update after optimizer step ``step``; ranks keep one teacher under torchrun."""
+        """The EMA teacher update after optimizer step ``step`` (ranks keep one teacher: see `EMATeacher.update`)."""
         super().after_step(step)  # config terms with a teacher of their own
         self.teacher.update(self.model, step)
-        self.teacher.average_buffers_over_ranks()  # the parameters already agree (all-reduced gradients)
 
     def trained_modules(self) -> list[nn.Module]:
         return [self.model]

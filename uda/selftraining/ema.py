@@ -111,6 +111,10 @@ class EMATeacher(nn.Module):
     def update(self, student: nn.Module, step: int) -> float:
         """Move the teacher toward ``student`` after optimizer step ``step``; returns the α_t used.
 
+        Under torchrun every rank calls it after the same step: the parameters already agree (all-reduced
+        gradients), and with ``buffers="ema"`` or ``"copy"`` the floating-point buffers (per-rank batch-norm
+        statistics) are then averaged over the ranks, so every rank keeps one teacher.
+
         Raises:
             ConfigError: when ``student`` does not have the teacher's parameters and buffers.
         """
@@ -131,16 +135,13 @@ class EMATeacher(nn.Module):
                 tb.mul_(a).add_(sb.to(tb.dtype), alpha=1.0 - a)
             elif self.buffer_mode == "copy":
                 tb.copy_(sb)
+        if self.buffer_mode in ("ema", "copy"):  # "keep" and "batch" leave the buffers as built
+            self._average_buffers_over_ranks()
         return a
 
-    @torch.no_grad()
-    def average_buffers_over_ranks(self) -> None:
-        """Under torchrun, average the floating-point buffers (batch-norm running statistics, per rank) over ranks.
-
-        A no-op without a process group and with ``buffers="batch"`` (the running statistics are never used).
-        """
-        if self.buffer_mode == "batch" or not (torch.distributed.is_available()
-                                               and torch.distributed.is_initialized()):
+    def _average_buffers_over_ranks(self) -> None:
+        """Average the floating-point buffers over the ranks of the process group (none: nothing to do)."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return
         bufs = [b for b in self.module.buffers() if b.dtype.is_floating_point]
         if bufs:

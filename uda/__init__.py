@@ -26,6 +26,7 @@ from . import (
 )
 from ._errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, UdaError
 from ._registry import KINDS, create, list_components, register, registry
+from .term import PseudoLabels, SegStep, Term
 from .types import LevelInfo, SegOutput
 
 __all__ = [
@@ -35,7 +36,10 @@ __all__ = [
     "DataError",
     "LevelInfo",
     "NonFiniteLossError",
+    "PseudoLabels",
     "SegOutput",
+    "SegStep",
+    "Term",
     "UdaError",
     "__version__",
     "alignment",

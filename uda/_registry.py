@@ -25,6 +25,7 @@ KINDS = (
     "translator",
     "discriminator",
     "aligner",
+    "term",
     "loss",
     "dataset",
     "augmentation",

@@ -27,6 +27,7 @@ from .._errors import UdaError
 from .._registry import create
 from .._utils import set_requires_grad  # noqa: F401  (re-exported by uda.alignment)
 from ..losses import _functional as Fn
+from ..term import SegStep, Term
 from ..types import LevelInfo, SegOutput
 
 MODES = ("alternate", "grl")
@@ -150,14 +151,35 @@ def check_mode(mode: str, gan_loss: str) -> None:
     Fn._check_gan(gan_loss)
 
 
-class Aligner(nn.Module):
-    """Base class of every aligner (a loss term of a recipe that compares the two domains' outputs).
+def _step_adapter(fn: Callable[..., dict[str, torch.Tensor]]) -> Callable[..., dict[str, torch.Tensor]]:
+    """Let an aligner's two-domain method also take the recipe's `uda.term.SegStep` (the `Term` hook form)."""
+
+    def hook(self: Aligner, source: Any, target: Any = None, **kw: Any) -> dict[str, torch.Tensor]:
+        if isinstance(source, SegStep):
+            step = source
+            kw = {"source_size": step.source_size, "target_size": step.target_size,
+                  "memo": step.memo.setdefault(self.name, {})}
+            if getattr(self, "needs_target_image", False):  # a legacy aligner that reads the target images
+                kw["target_image"] = step.target_image
+            return fn(self, step.source, step.target, **kw)
+        return fn(self, source, target, **kw)
+
+    hook.__doc__, hook.__name__, hook.__qualname__ = fn.__doc__, fn.__name__, fn.__qualname__
+    hook.__wrapped__ = fn  # type: ignore[attr-defined]
+    return hook
+
+
+class Aligner(Term):
+    """Base class of every aligner: a `uda.term.Term` that compares the two domains' model outputs.
 
     Subclasses own their discriminators in ``discriminators`` (so the parameters outside
     `generator_parameters` are exactly the discriminator side, for the D optimizer) and implement
-    `generator_loss` and `discriminator_loss`. Both take an optional ``memo``: a dict the recipe creates
-    per term and step and passes to both phases, so the discriminator phase can reuse maps the generator
-    phase computed (without it they are recomputed).
+    `generator_loss` and `discriminator_loss` over the two domains' outputs,
+    ``(source, target, *, source_size=None, target_size=None, memo=None) -> {name: loss}``. Both take an optional
+    ``memo``: a dict the recipe creates per term and step and passes to both phases, so the discriminator phase
+    can reuse maps the generator phase computed (without it they are recomputed). As a term in a recipe, the same
+    methods receive the step (`uda.term.SegStep`) instead and read both domains from it: a subclass only writes
+    the two-domain form.
 
     Attributes:
         discriminators: map name → discriminator (empty for ``minent``).
@@ -165,10 +187,22 @@ class Aligner(nn.Module):
     """
 
     mode: str = "alternate"
+    needs_target_output = True
 
     def __init__(self) -> None:
         super().__init__()
         self.discriminators = nn.ModuleDict()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook in ("generator_loss", "discriminator_loss"):
+            fn = cls.__dict__.get(hook)
+            if fn is not None and not hasattr(fn, "__wrapped__"):
+                setattr(cls, hook, _step_adapter(fn))
+
+    @property
+    def backprops_through_source(self) -> bool:  # type: ignore[override]
+        return self.mode == "grl" or getattr(self, "style_weight", 0) > 0
 
     def generator_loss(self, source: SegOutput, target: SegOutput, *, source_size: Size | None = None,
                        target_size: Size | None = None, memo: Memo | None = None) -> dict[str, torch.Tensor]:

@@ -2,7 +2,8 @@
 
 Unknown keys and wrong types raise `ConfigError` with the dotted key, the expected
 type and, for misspelt keys, the closest valid key. A dataclass may choose a subclass from its data
-by defining ``__config_resolve__(cls, data: dict) -> type`` (recipes pick their own config class so).
+by defining ``__config_resolve__(cls, data: dict) -> type`` (recipes pick their own config class so), and
+rewrite the keys of earlier versions with ``__config_upgrade__(cls, data: dict) -> dict``.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ def from_dict(cls: type[T], data: dict[str, Any], *, prefix: str = "") -> T:
         cls = resolve(data)
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    upgrade = getattr(cls, "__config_upgrade__", None)
+    if upgrade is not None:  # keys of earlier versions, moved to where they live now
+        data = upgrade(dict(data))
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}

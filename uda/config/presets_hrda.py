@@ -28,16 +28,16 @@ def hrda_config(setup: str, mic: bool = False) -> ExperimentConfig:
 
     Example:
         >>> cfg = hrda_config("gta5_cityscapes", mic=True)
-        >>> cfg.model.name, cfg.recipe.crop, cfg.recipe.mic_weight, cfg.eval.mode
-        ('hrda_mitb5', '1024x1024', 1.0, 'slide')
+        >>> cfg.model.name, cfg.recipe.crop, list(cfg.recipe.terms), cfg.eval.mode
+        ('hrda_mitb5', '1024x1024', ['fd', 'mix', 'mic'], 'slide')
     """
     cfg = _self_training(setup, daformer=True)
     method = "mic" if mic else "hrda"
     cfg.name = f"{method}_{setup}"
     rc = cfg.recipe
     rc.detail_weight = 0.1
-    if mic:
-        rc.mic_weight, rc.mic_options = 1.0, dict(MIC_OPTIONS)
+    if mic:  # MIC's term, sharing the self-training term's teacher and pseudo-labels
+        rc.terms["mic"] = {"kind": "mic", "weight": 1.0, **MIC_OPTIONS}
     if setup == "synthetic":
         _tiny(cfg)
         cfg.description = f"{method.upper()} (tiny HRDA{' + MIC' if mic else ''}) on the built-in synthetic pair"
@@ -47,7 +47,7 @@ def hrda_config(setup: str, mic: bool = False) -> ExperimentConfig:
     cfg.data.target.size = "2048x1024"
     rc.crop = "1024x1024"
     rc.rcs_min_crop_ratio = 2.0
-    rc.pseudo_margins = [30, 240, 30, 30]
+    rc.terms["mix"]["pseudo_margins"] = [30, 240, 30, 30]
     # sliding 1024x1024 windows with stride 512 over the full-resolution 2048x1024 image
     cfg.eval.mode, cfg.eval.size, cfg.eval.crop, cfg.eval.stride = "slide", "2048x1024", "1024x1024", "512x512"
     cfg.description = (f"{'MIC on ' if mic else ''}HRDA (MiT-B5, multi-resolution 1024 crops, scale attention) "
@@ -66,11 +66,8 @@ def _tiny(cfg: ExperimentConfig) -> None:
         ds.size = "256x128"
     cfg.recipe.crop = None  # whole 256x128 images (128x128 crops, a 64x64 context view: 21.9 mIoU)
     cfg.trainer.max_iters = 800  # as daformer_synthetic
-    if cfg.recipe.mic_weight:
-        # MIC's λ 1 and ratio 0.7; blocks scaled to the image (seed 0: λ 1 → 48.3, λ 0.25 → 47.3; docs/recipes/mic.md)
-        cfg.recipe.mic_options = {**cfg.recipe.mic_options, "block": MIC_TINY_BLOCK}
-    else:
-        cfg.recipe.mic_options = {}
+    if "mic" in cfg.recipe.terms:  # MIC's λ 1 and ratio 0.7; blocks scaled to the image (docs/recipes/mic.md)
+        cfg.recipe.terms["mic"]["block"] = MIC_TINY_BLOCK
     # whole 256x128 images; the model slides its 128x128 detail windows (stride 64) itself
     cfg.eval.mode, cfg.eval.size = "resize", "256x128"
 
@@ -79,7 +76,7 @@ def advent_mic_config(setup: str) -> ExperimentConfig:
     """``advent_mic_<setup>``: AdvEnt on DeepLab-v2 plus MIC as a recipe term with its own EMA teacher (α 0.999).
 
     Example:
-        >>> advent_mic_config("synthetic").recipe.terms[0]["kind"]
+        >>> advent_mic_config("synthetic").recipe.terms["mic"]["kind"]
         'mic'
     """
     from .loading import get_builtin
@@ -87,8 +84,7 @@ def advent_mic_config(setup: str) -> ExperimentConfig:
     cfg = get_builtin(f"advent_{setup}")
     cfg.name = f"advent_mic_{setup}"
     block = 8 if setup == "synthetic" else 64
-    cfg.recipe.terms = [*cfg.recipe.terms, {"name": "mic", "kind": "mic", "weight": 1.0, "ratio": 0.7,
-                                            "block": block}]
+    cfg.recipe.terms["mic"] = {"kind": "mic", "weight": 1.0, "ratio": 0.7, "block": block}
     cfg.description = f"AdvEnt + MIC (masked image consistency term) on {cfg.description}"
     return cfg
 

@@ -112,6 +112,11 @@ class SegmentationModel(nn.Module):
                 f"available: {', '.join(self.feature_info)}"
             )
 
+    def feature_network(self) -> nn.Module:
+        """The network whose features a feature-distance term compares with a frozen copy of it (the model
+        itself; HRDA: its context view)."""
+        return self
+
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters trained at ``head_lr_mult`` × the base learning rate (the classifier heads)."""
         return []

@@ -18,14 +18,55 @@ from torch import nn
 
 from .._errors import CheckpointError, ConfigError
 from .._io import load_checkpoint
-from .._registry import create
+from .._registry import create, registry
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
 from ..engine._layer_decay import model_param_groups
 from ..engine._optim import duplicated_backbone_params, split_no_decay
 from ..engine.checkpoint import translator_state_dict
 from ..losses import seg_ce
+from ..selftraining.hrda import multires_ce
+from ..term import SegStep, Term, term_loss_name
 from ..types import LevelInfo, SegOutput
-from .task import Batch, Losses, SegStep, Stage, TranslatorTask
+from .task import Batch, Losses, Stage, TranslatorTask
+
+
+TermSpecs = dict[str, dict[str, Any]]
+
+
+def normalize_terms(terms: Any, where: str = "recipe.terms") -> TermSpecs:
+    """Term specs as the canonical mapping ``{name: {"kind": KIND, **options}}`` (a list of
+    ``{"name": NAME, "kind": KIND, ...}`` is accepted too; ``name: null`` removes nothing and is dropped).
+
+    Example:
+        >>> normalize_terms([{"name": "ent", "kind": "minent"}])
+        {'ent': {'kind': 'minent'}}
+    """
+    if terms is None:
+        return {}
+    if isinstance(terms, list | tuple):
+        out: TermSpecs = {}
+        for i, spec in enumerate(terms):
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) \
+                    or not isinstance(spec.get("kind"), str):
+                raise ConfigError(f"{where}[{i}]: give a 'name' and a 'kind' (a registered term or aligner), e.g. "
+                                  "{name: feature, kind: multilevel, levels: [layer3]}")
+            spec = dict(spec)
+            name = spec.pop("name")
+            if name in out:
+                raise ConfigError(f"{where}: the term name {name!r} is given twice; give each term its own name")
+            out[name] = spec
+        return out
+    if not isinstance(terms, dict):
+        raise ConfigError(f"{where}: expected a mapping name: {{kind: KIND, ...}} or a list, got {terms!r}")
+    out = {}
+    for name, spec in terms.items():
+        if spec is None:  # `--set recipe.terms.mix=null` removes a term
+            continue
+        if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+            raise ConfigError(f"{where}.{name}: give its 'kind' (a registered term or aligner), e.g. "
+                              f"{{kind: minent}}")
+        out[str(name)] = {k: v for k, v in spec.items() if k != "name"}
+    return out
 
 
 @dataclass
@@ -33,18 +74,24 @@ class TermsConfig(RecipeConfig):
     """Base of the built-in recipes' configs: extra loss terms given as data.
 
     Attributes:
-        terms: a list of ``{"name": NAME, "kind": ALIGNER, **options}``; each is built with
-            ``create("aligner", ALIGNER, feature_info=..., num_classes=..., **options)`` and added to the
-            recipe under ``NAME`` before the recipe's own terms (e.g. AdvEnt's ``aligner``). With more than one
-            term, every loss is reported as ``NAME_<loss>``.
+        terms: ``{NAME: {"kind": KIND, **options}}`` (a list of ``{"name": NAME, "kind": KIND, ...}`` is accepted
+            and converted); each is built with ``create("term", KIND, **options)`` — or, for an aligner,
+            ``create("aligner", KIND, feature_info=..., num_classes=..., **options)`` — and added to the recipe
+            under ``NAME`` before the recipe's own terms (e.g. AdvEnt's ``aligner``). With more than one term,
+            every loss is reported as ``NAME_<loss>`` (unless it already starts with ``NAME``). Dotted overrides
+            reach into it (``recipe.terms.mix.alpha=0.999``); ``recipe.terms.NAME=null`` removes a term.
 
     Example:
         >>> cfg = TermsConfig(terms=[{"name": "feature", "kind": "multilevel", "levels": ["layer3"]}])
-        >>> cfg.terms[0]["kind"]
+        >>> cfg.terms["feature"]["kind"]
         'multilevel'
     """
 
-    terms: list[dict[str, Any]] = field(default_factory=list)
+    terms: dict[str, dict[str, Any]] | list[dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.terms = normalize_terms(self.terms)
+        super().__post_init__()
 
 
 @dataclass
@@ -107,6 +154,8 @@ class Recipe(nn.Module):
 
     Config = RecipeConfig
     aux_weight = 0.1
+    #: weight of a multi-resolution output's detail loss in `pixel_loss` (HRDA: 0.1)
+    detail_weight = 0.1
 
     def __init__(self, cfg: RecipeConfig, model: nn.Module, *, num_classes: int,
                  feature_info: dict[str, LevelInfo] | None = None) -> None:
@@ -118,38 +167,63 @@ class Recipe(nn.Module):
         self.aligner: nn.Module | None = None  # the slot of a recipe's primary term (``add_term("aligner", ...)``)
         self.translator: nn.Module | None = None
         self._terms: list[str] = []
+        self._register_load_state_dict_pre_hook(self._upgrade_legacy_keys)
         if isinstance(cfg, TermsConfig):
             self.add_config_terms(cfg.terms)
 
+    def _upgrade_legacy_keys(self, state: dict[str, Any], prefix: str, *_: Any) -> None:
+        """Rename the keys of checkpoints written before a part became a term (`uda.term.Term.legacy_prefixes`)."""
+        for name, term in self.terms.items():
+            for old, new in term.legacy_prefixes(name).items():
+                for key in [k for k in state if k.startswith(prefix + old)]:
+                    renamed = prefix + new + key[len(prefix + old):]
+                    if renamed not in state:
+                        state[renamed] = state.pop(key)
+
     # --- building blocks ------------------------------------------------------------------------------
-    def add_term(self, name: str, term: nn.Module) -> nn.Module:
-        """Add a loss term (an `uda.alignment.Aligner`) as the submodule ``name``; returns it.
+    def add_term(self, name: str, term: Term, *, bind: bool = True) -> Term:
+        """Add a loss term (a `uda.term.Term`: an aligner, a self-training term, ...) as the submodule ``name``.
+
+        Args:
+            name: the term's name (its losses are logged as ``<name>_<loss>`` next to other terms).
+            term: the term.
+            bind: call ``term.bind(self, name)`` now (`add_config_terms` binds after adding all of them).
+
+        Returns:
+            The term.
 
         Raises:
-            ConfigError: ``name`` is taken or not an identifier.
+            ConfigError: ``name`` is taken or not an identifier, or ``term`` is not a `uda.term.Term`.
         """
         free = name == "aligner" and self.aligner is None
         if not name.isidentifier() or name in self._terms or (hasattr(self, name) and not free):
             raise ConfigError(f"recipe.terms: the term name {name!r} is taken or not an identifier; choose another")
+        if not isinstance(term, Term):
+            raise ConfigError(f"recipe.terms.{name}: a {type(term).__name__} is not a loss term; subclass uda.Term "
+                              "(see docs/write-your-own.md)")
         setattr(self, name, term)
         self._terms.append(name)
-        if hasattr(term, "bind"):  # a term that needs the recipe (MIC's EMA teacher of the model)
+        if bind:
             term.bind(self, name)
         return term
 
-    def build_term(self, kind: str, **options: Any) -> nn.Module:
-        """Create a registered aligner ``kind`` for this recipe's model (its feature levels and classes)."""
-        return create("aligner", kind, feature_info=self.feature_info, num_classes=self.num_classes, **options)
+    def build_term(self, kind: str, **options: Any) -> Term:
+        """Create a registered term ``kind`` (kind ``term``), or a registered aligner for this recipe's model (its
+        feature levels and classes)."""
+        if kind in registry("term"):
+            return create("term", kind, **options)
+        if kind in registry("aligner"):
+            return create("aligner", kind, feature_info=self.feature_info, num_classes=self.num_classes, **options)
+        names = sorted({*registry("term").names(), *registry("aligner").names()})
+        raise ConfigError(f"recipe.terms: unknown term kind {kind!r}; registered terms and aligners: "
+                          f"{', '.join(names)}")
 
-    def add_config_terms(self, specs: list[dict[str, Any]]) -> None:
-        """Add terms given as data: ``[{"name": NAME, "kind": ALIGNER, **options}, ...]`` (``cfg.terms``)."""
-        for i, spec in enumerate(specs):
-            spec = dict(spec)
-            name, kind = spec.pop("name", None), spec.pop("kind", None)
-            if not isinstance(name, str) or not isinstance(kind, str):
-                raise ConfigError(f"recipe.terms[{i}]: give a 'name' and a 'kind' (a registered aligner), e.g. "
-                                  "{name: feature, kind: multilevel, levels: [layer3]}")
-            self.add_term(name, self.build_term(kind, **spec))
+    def add_config_terms(self, specs: TermSpecs | list[dict[str, Any]]) -> None:
+        """Add terms given as data (``cfg.terms``): build and add them all, then bind each in order."""
+        added = [self.add_term(name, self.build_term(spec["kind"], **{k: v for k, v in spec.items() if k != "kind"}),
+                               bind=False) for name, spec in normalize_terms(specs).items()]
+        for term in added:
+            term.bind(self, term_name(self, term))
 
     def carry(self, name: str, module: nn.Module) -> nn.Module:
         """Add a carried module (EMA teacher, frozen encoder): frozen, in eval mode, saved with the recipe."""
@@ -159,20 +233,19 @@ class Recipe(nn.Module):
         return module
 
     @property
-    def terms(self) -> dict[str, nn.Module]:
+    def terms(self) -> dict[str, Term]:
         """Term name → term, in the order they were added."""
         return {n: self._modules[n] for n in self._terms}
 
-    def term_losses(self, phase: str, step: SegStep) -> Losses:
-        """The losses of every term for ``phase`` (``"generator"`` or ``"discriminator"``), named
-        ``<term>_<loss>`` when there is more than one term."""
+    def term_losses(self, phase: str, step: SegStep, names: list[str] | None = None) -> Losses:
+        """The losses of the terms ``names`` (default all) for ``phase`` (``"generator"`` or ``"discriminator"``),
+        named by `uda.term.term_loss_name`."""
         out: Losses = {}
-        sizes = {"source_size": step.source_size, "target_size": step.target_size}
-        for name, term in self.terms.items():
-            fn = term.generator_loss if phase == "generator" else term.discriminator_loss
-            extra = {"target_image": step.target_image} if getattr(term, "needs_target_image", False) else {}
-            losses = fn(step.source, step.target, memo=step.memo.setdefault(name, {}), **sizes, **extra)
-            out.update({f"{name}_{k}" if len(self._terms) > 1 else k: v for k, v in losses.items()})
+        many = len(self._terms) > 1
+        for name in names if names is not None else self._terms:
+            term = self._modules[name]
+            losses = term.generator_loss(step) if phase == "generator" else term.discriminator_loss(step)
+            out.update({term_loss_name(name, k, many): v for k, v in losses.items()})
         return out
 
     # --- hooks -------------------------------------------------------------------------------------
@@ -190,6 +263,11 @@ class Recipe(nn.Module):
             losses["seg_aux"] = self.aux_weight * seg_ce(out.aux, label)
         return losses
 
+    def pixel_loss(self, out: SegOutput, label: torch.Tensor, weight: torch.Tensor | None = None) -> Losses:
+        """The loss terms train the student with on (pseudo-)labels: pixel-weighted CE of the logits (``""``),
+        plus, for a multi-resolution output (HRDA's ``detail_logits``), ``detail_weight`` × the detail crop's."""
+        return multires_ce(out, label, weight, detail_weight=self.detail_weight)
+
     def source_dataset_options(self) -> dict[str, Any]:
         """Extra options for the source dataset (a translated cache)."""
         cfg = self.cfg
@@ -202,55 +280,64 @@ class Recipe(nn.Module):
     def after_step(self, step: int) -> None:
         """Called after every applied optimizer step with the 1-based global iteration (EMA updates go here)."""
         for term in self.terms.values():
-            if hasattr(term, "after_step"):
-                term.after_step(step)
+            term.after_step(step)
 
     # --- the Task of the segmentation stage ----------------------------------------------------------
+    def new_step(self, out_s: SegOutput, x_s: torch.Tensor, src: Batch, tgt: Batch) -> SegStep:
+        """The step object of one iteration (the target output is computed when first read)."""
+        x_t = tgt["image"]
+        return SegStep(out_s, None, tuple(x_s.shape[-2:]), tuple(x_t.shape[-2:]),
+                       target_fn=lambda: self.model(x_t), source_image=x_s, source_label=src.get("label"),
+                       target_image=x_t, pixel_loss=self.pixel_loss)
+
+    def _needs_target_first(self, names: list[str]) -> bool:
+        return any(self._modules[n].needs_target_output for n in names)
+
     def generator_losses(self, src: Batch, tgt: Batch) -> tuple[Losses, SegStep]:
-        out_s = self.model(self.source_images(src, tgt))
+        x_s = self.source_images(src, tgt)
+        out_s = self.model(x_s)
         losses = self.seg_losses(out_s, src["label"])
-        # Output-space terms upsample the logits to the input sizes (as the originals do).
-        step = SegStep(out_s, None, tuple(src["image"].shape[-2:]), tuple(tgt["image"].shape[-2:]))
-        step.target_image = tgt["image"]
-        if not self._terms:
-            return losses, step
-        step.target = self.model(tgt["image"])
-        losses.update(self.term_losses("generator", step))
+        step = self.new_step(out_s, x_s, src, tgt)
+        if self._terms:
+            if self._needs_target_first(self._terms):
+                _ = step.target  # the target forward before the terms, as the original adversarial loops
+            losses.update(self.term_losses("generator", step))
         return losses, step
 
     def generator_loss_parts(self, src: Batch, tgt: Batch) -> Generator[Losses, None, SegStep]:
         """``trainer.sequential_backward``: yield the source losses, then the target losses; return the state.
 
         The loop backpropagates each yielded part before asking for the next, so the source graph is freed
-        before the target graph is built (as the original AdaptSegNet/ADVENT loops do). The source output is
-        detached for the target part: the alternate-mode generator terms use only the target output. A recipe
-        that overrides ``generator_losses`` without this hook yields its losses as one part.
-
-        Raises:
-            ConfigError: a term trains through the source output (gradient reversal, a style term).
+        before the target graph is built (as the original AdaptSegNet/ADVENT loops do). Terms that train through
+        the source output (``backprops_through_source``: gradient reversal, a style term, the feature distance)
+        join the first part; the others see a detached source output. A recipe that overrides
+        ``generator_losses`` without this hook yields its losses as one part.
         """
         if type(self).generator_losses is not Recipe.generator_losses:
             losses, state = self.generator_losses(src, tgt)
             yield losses
             return state
-        for name, term in self.terms.items():
-            if getattr(term, "mode", "alternate") == "grl" or getattr(term, "style_weight", 0) > 0:
-                raise ConfigError(f"trainer.sequential_backward=true: the term '{name}' backpropagates through the "
-                                  "source output (gradient reversal or a style term); set "
-                                  "trainer.sequential_backward=false")
-        out_s = self.model(self.source_images(src, tgt))
-        yield self.seg_losses(out_s, src["label"])
-        detached = SegOutput(out_s.logits.detach(), None if out_s.aux is None else out_s.aux.detach(),
-                             {k: v.detach() for k, v in out_s.features.items()})
-        step = SegStep(detached, None, tuple(src["image"].shape[-2:]), tuple(tgt["image"].shape[-2:]))
-        step.target_image = tgt["image"]
-        if self._terms:
-            step.target = self.model(tgt["image"])
-            yield self.term_losses("generator", step)
+        x_s = self.source_images(src, tgt)
+        out_s = self.model(x_s)
+        step = self.new_step(out_s, x_s, src, tgt)
+        first = [n for n in self._terms if self._modules[n].backprops_through_source]
+        rest = [n for n in self._terms if n not in first]
+        losses = self.seg_losses(out_s, src["label"])
+        if first:
+            if self._needs_target_first(first):
+                _ = step.target
+            losses.update(self.term_losses("generator", step, first))
+        yield losses
+        step.source = SegOutput(out_s.logits.detach(), None if out_s.aux is None else out_s.aux.detach(),
+                                {k: v.detach() for k, v in out_s.features.items()})
+        if rest:
+            if self._needs_target_first(rest):
+                _ = step.target
+            yield self.term_losses("generator", step, rest)
         return step
 
     def discriminator_losses(self, state: SegStep) -> Losses:
-        if not self._terms or state.target is None:
+        if not self._terms:
             return {}
         return self.term_losses("discriminator", state)
 
@@ -266,13 +353,13 @@ class Recipe(nn.Module):
         return groups
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
-        g = {id(p) for t in self.terms.values() for p in t.generator_parameters()}
-        return [p for t in self.terms.values() for p in t.parameters() if id(p) not in g]
+        return [p for t in self.terms.values() for p in t.discriminator_parameters()]
 
     def frozen_in_generator_phase(self) -> list[nn.Module]:
         return [m for t in self.terms.values() for m in t.frozen_in_generator_phase()]
 
     def trained_modules(self) -> list[nn.Module]:
+        """The model and every term (terms keep their carried parts — teachers, frozen networks — in eval mode)."""
         return [self.model, *self.terms.values()]
 
     def stages(self, exp: ExperimentConfig) -> list[Stage]:
@@ -324,6 +411,7 @@ def translator_stage_optim(cfg: TranslationConfig) -> OptimizerConfig:
     return dataclasses.replace(cfg.translator_optim, decay_start=round(frac * cfg.translator_iters))
 
 
-def build_aligner(recipe: Recipe, name: str, **options: Any) -> nn.Module:
-    """Create a registered aligner for ``recipe.model`` (same as ``recipe.build_term(name, **options)``)."""
-    return recipe.build_term(name, **options)
+
+def term_name(recipe: Recipe, term: Term) -> str:
+    """The name under which ``term`` was added to ``recipe``."""
+    return next(n for n in recipe._terms if recipe._modules[n] is term)

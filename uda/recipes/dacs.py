@@ -19,59 +19,88 @@ Algorithm (one iteration; student g_θ, teacher g_φ = a copy of g_θ at step 0)
     θ ← optimizer step on L_src + L_fd + L_mix (+ L_mic)
     φ ← α_t·φ + (1 − α_t)·θ,  α_t = min(1 − 1/(t + 1), α)           (``after_step``; DACS α 0.99, DAFormer 0.999)
 
-The teacher (and the frozen ImageNet encoder of the feature distance) are carried modules: moved with the
-recipe, saved in its checkpoint, never optimized, always in eval mode; the teacher's batch norm normalises with
-the target batch's statistics (``teacher_buffers="batch"``, as DAFormer's teacher in training mode).
+The recipe is the source loss, the data wrapping (crops, flip, rare-class sampling) and a list of terms
+(`uda.term.Term`): ``mix`` (`uda.selftraining.SelfTrainingTerm`: teacher, pseudo-labels, ClassMix, strong
+augmentation), and, in the DAFormer/HRDA/MIC/VFM-UDA presets, ``fd`` (`uda.selftraining.FeatureDistanceTerm`)
+before it and ``mic`` (`uda.selftraining.MICTerm`, sharing the ``mix`` teacher) after it. Any other term composes
+(an AdvEnt discriminator, entropy minimisation); the model's output carries HRDA's multi-resolution parts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .._registry import register
-from ..config import RecipeConfig, parse_size
-from ..models.hrda import HRDA
-from ..selftraining import (
-    ClassMix,
-    EMATeacher,
-    ImageNetFeatureDistance,
-    PseudoLabeler,
-    RandomCropFlip,
-    RareClassSampling,
-    StrongAugmentation,
-)
-from ..selftraining.feature_distance import THING_CLASSES
-from ..selftraining.hrda import ContextEncoder, multires_ce
-from ..selftraining.mic import MaskedImageConsistency
-from ..types import LevelInfo
-from ._base import Recipe
+from ..config import parse_size
+from ..selftraining import RandomCropFlip, RareClassSampling
+from ..types import SegOutput
+from ._base import Recipe, TermsConfig, normalize_terms
+
+#: The ``dacs`` recipe's default term: ClassMix self-training with DACS's values.
+DEFAULT_TERMS = {"mix": {"kind": "self_training"}}
+#: Flat keys of earlier versions (and short aliases) → (term kind, default term name, option).
+LEGACY_KEYS: dict[str, tuple[str, str, str]] = {
+    **{k: ("self_training", "mix", k) for k in ("alpha", "teacher_buffers", "pseudo_threshold", "pseudo_margins",
+                                                "mix_classes", "strong_augmentation", "augmentation_options")},
+    "fd_weight": ("feature_distance", "fd", "weight"), "fd_classes": ("feature_distance", "fd", "classes"),
+    "fd_scale_ratio": ("feature_distance", "fd", "scale_ratio"), "fd_level": ("feature_distance", "fd", "level"),
+    "fd_target": ("feature_distance", "fd", "target"),
+    "mic_weight": ("mic", "mic", "weight"), "mic_options": ("mic", "mic", ""),
+}
+
+
+def upgrade_legacy_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Move the flat self-training keys of earlier configs (``alpha``, ``fd_weight``, ``mic_weight``, ...) into
+    the terms they configure; ``fd_weight: 0`` / ``mic_weight: 0`` remove that term, a positive one adds it.
+
+    Example:
+        >>> upgrade_legacy_keys({"name": "dacs", "alpha": 0.999, "fd_weight": 0.005})["terms"]
+        {'fd': {'kind': 'feature_distance', 'weight': 0.005}, 'mix': {'kind': 'self_training', 'alpha': 0.999}}
+    """
+    legacy = {k: data.pop(k) for k in sorted(data, key=lambda k: not k.endswith("_weight")) if k in LEGACY_KEYS}
+    if not legacy:
+        return data
+    terms = normalize_terms(data.get("terms", DEFAULT_TERMS))
+    by_kind = {spec["kind"]: name for name, spec in terms.items()}
+    for key, value in legacy.items():
+        kind, default_name, option = LEGACY_KEYS[key]
+        name = by_kind.get(kind)
+        if key in ("fd_weight", "mic_weight") and not value:  # λ 0: the term is off
+            if name is not None:
+                terms.pop(name)
+                by_kind.pop(kind)
+            continue
+        if name is None:
+            if key not in ("fd_weight", "mic_weight") and kind != "self_training":
+                continue  # options of a term that is off (λ 0), as before
+            name = default_name
+            spec = {"kind": kind}
+            # the feature distance runs before the teacher (DAFormer's order), MIC after the mixed loss
+            terms = {name: spec, **terms} if kind == "feature_distance" else {**terms, name: spec}
+            by_kind[kind] = name
+        if option:
+            terms[name][option] = value
+        else:
+            terms[name].update(value or {})
+    data["terms"] = terms
+    return data
 
 
 @dataclass
-class DACSConfig(RecipeConfig):
-    """DACS's options and DAFormer's additions (the defaults are DACS's; ``daformer_*`` configs switch them on).
+class DACSConfig(TermsConfig):
+    """The ``dacs`` recipe: its terms (default: ``mix``, ClassMix self-training with DACS's values), the source
+    loss and the data wrapping. The ``daformer_*``/``hrda_*``/``mic_*``/``vfm_uda_*`` presets add terms.
+
+    Flat keys of earlier versions are still read (`upgrade_legacy_keys`): ``alpha`` is ``terms.mix.alpha``,
+    ``fd_weight`` is ``terms.fd.weight``, ``mic_weight`` is ``terms.mic.weight``, and so on.
 
     Attributes:
-        alpha: EMA momentum ceiling (DACS 0.99, DAFormer 0.999).
-        teacher_buffers: the teacher's batch-norm statistics: the batch's own (``batch``, default: DAFormer's, HRDA's
-            and MIC's code), or running ones that follow the student (``ema``, ``copy``) or are left (``keep``).
-        pseudo_threshold: confidence threshold of the per-batch pseudo-label weight (0.968).
-        pseudo_margins: ``[top, bottom, left, right]`` rows/columns of the target crop whose pseudo-label weight
-            is 0 (DAFormer ``[15, 120, 0, 0]``).
-        mix_classes: ClassMix draws half of the classes of each image's source label (``image``, the DACS paper)
-            or of the whole batch's labels (``batch``, DAFormer's code).
-        strong_augmentation: colour jitter + Gaussian blur of the mixed image.
-        augmentation_options: options of the strong augmentation (defaults: strength 0.2 with probability 0.2).
-        fd_weight: λ of the ImageNet feature distance (0 = off; DAFormer 0.005).
-        fd_classes: trainIds the feature distance is restricted to (``null`` = every pixel; DAFormer: the thing
-            classes 6, 7, 11–18).
-        fd_scale_ratio: a feature pixel keeps its label when the class covers this share of its block (0.75).
-        fd_level: feature level compared (``None``: the model's last level).
+        terms: the loss terms (see `TermsConfig`), e.g. ``{"fd": {"kind": "feature_distance"}, "mix":
+            {"kind": "self_training", "alpha": 0.999}}``.
+        detail_weight: weight of a multi-resolution (HRDA) output's detail-crop loss next to the fused one (0.1).
         crop: random ``WxH`` training crops of source and target (``None``: whole images).
         cat_max_ratio: source crops are redrawn (up to 10 times) while one class covers more than this share.
         flip: random horizontal flip (p 0.5) of source and target crops.
@@ -79,25 +108,17 @@ class DACSConfig(RecipeConfig):
         rcs_temperature: T of p(c) ∝ exp((1 − f_c)/T) (0.01).
         rcs_min_pixels: a sample is a candidate for class c with at least this many pixels of it (3000).
         rcs_min_crop_ratio: crops are retried until the sampled class covers ``ratio·min_pixels`` pixels (0.5).
-        detail_weight: with an HRDA model, weight of the detail-crop loss next to the fused one (0.1, HRDA).
-        mic_weight: λ of MIC's masked image consistency term (0 = off; MIC 1.0).
-        mic_options: options of the term (``ratio`` 0.7, ``block`` 64, ``fill``; see the MIC recipe page).
-        fd_target: the feature distance also on the target images (VFM-UDA++: source and target, every pixel;
-            the target term ignores ``fd_classes``: there is no label).
+
+    Example:
+        >>> from uda.config import from_dict, RecipeConfig
+        >>> cfg = from_dict(RecipeConfig, {"name": "dacs", "alpha": 0.999, "mic_weight": 1.0})
+        >>> list(cfg.terms), cfg.terms["mix"]["alpha"], cfg.terms["mic"]["weight"]
+        (['mix', 'mic'], 0.999, 1.0)
     """
 
     name: str = "dacs"
-    alpha: float = 0.99
-    teacher_buffers: Literal["ema", "copy", "keep", "batch"] = "batch"
-    pseudo_threshold: float = 0.968
-    pseudo_margins: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
-    mix_classes: Literal["image", "batch"] = "image"
-    strong_augmentation: bool = True
-    augmentation_options: dict[str, Any] = field(default_factory=dict)
-    fd_weight: float = 0.0
-    fd_classes: list[int] | None = field(default_factory=lambda: list(THING_CLASSES))
-    fd_scale_ratio: float = 0.75
-    fd_level: str | None = None
+    terms: dict[str, dict[str, Any]] | list[dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_TERMS))
+    detail_weight: float = 0.1
     crop: str | None = None
     cat_max_ratio: float = 0.75
     flip: bool = True
@@ -105,15 +126,15 @@ class DACSConfig(RecipeConfig):
     rcs_temperature: float = 0.01
     rcs_min_pixels: int = 3000
     rcs_min_crop_ratio: float = 0.5
-    detail_weight: float = 0.1
-    mic_weight: float = 0.0
-    mic_options: dict[str, Any] = field(default_factory=dict)
-    fd_target: bool = False
+
+    @classmethod
+    def __config_upgrade__(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return upgrade_legacy_keys(data)
 
 
 @register("recipe", "dacs")
 class DACS(Recipe):
-    """Student + EMA teacher: supervised source loss, ClassMix'd pseudo-label loss, optional ImageNet FD.
+    """Self-training: the supervised source loss (HRDA: + its detail part), crops/flip/RCS of the data, and terms.
 
     Args:
         cfg: a `DACSConfig`.
@@ -134,83 +155,26 @@ class DACS(Recipe):
 
     Config = DACSConfig
 
-    def __init__(self, cfg: DACSConfig, model: nn.Module, *, num_classes: int,
-                 feature_info: dict[str, LevelInfo] | None = None) -> None:
-        super().__init__(cfg, model, num_classes=num_classes, feature_info=feature_info)
-        self.teacher = EMATeacher(model, alpha=cfg.alpha, buffers=cfg.teacher_buffers)
-        self.pseudo_labeler = PseudoLabeler(threshold=cfg.pseudo_threshold, margins=list(cfg.pseudo_margins))
-        self.classmix = ClassMix(choice=cfg.mix_classes)
-        self.augment = StrongAugmentation(**cfg.augmentation_options) if cfg.strong_augmentation else None
-        self.feature_distance: ImageNetFeatureDistance | None = None
-        if cfg.fd_weight:
-            levels = [k for k in self.feature_info if k not in ("logits", "aux")]
-            self.fd_level = cfg.fd_level or levels[-1]
-            # the network as built (ImageNet-initialised), frozen: a carried module
-            encoder = ContextEncoder(model) if isinstance(model, HRDA) else model  # HRDA: the LR features
-            self.feature_distance = ImageNetFeatureDistance(encoder, weight=cfg.fd_weight, classes=cfg.fd_classes,
-                                                            ratio=cfg.fd_scale_ratio, level=self.fd_level,
-                                                            num_classes=self.num_classes)
-        self.mic: MaskedImageConsistency | None = None
-        if cfg.mic_weight:
-            self.mic = MaskedImageConsistency(weight=cfg.mic_weight, augmentation=self.augment, **cfg.mic_options)
+    def __init__(self, cfg: DACSConfig, model: torch.nn.Module, **kw: Any) -> None:
+        self.detail_weight = cfg.detail_weight
+        super().__init__(cfg, model, **kw)
 
-    # --- the update ------------------------------------------------------------------------------------
-    def generator_losses(self, src: dict, tgt: dict) -> tuple[dict[str, torch.Tensor], Any]:
-        out_s = self.model(src["image"])
-        losses = self._ce("seg", out_s, src["label"])
-        if self.feature_distance is not None:
-            losses["fd"] = self.feature_distance(out_s.features[self.fd_level], src["image"], src["label"])
-            if self.cfg.fd_target:
-                out_t = self.model(tgt["image"])
-                losses["fd_target"] = self.feature_distance(out_t.features[self.fd_level], tgt["image"])
-        with torch.no_grad():
-            logits_t = self.teacher(tgt["image"]).logits
-            pseudo, weight = self.pseudo_labeler(_resize(logits_t, tgt["image"].shape[-2:]))
-            mixed, mixed_label, mixed_weight, _ = self.classmix(src["image"], src["label"], tgt["image"], pseudo,
-                                                               weight)
-            if self.augment is not None:
-                mixed = self.augment(mixed)
-        out_m = self.model(mixed)
-        losses.update(self._ce("mix", out_m, mixed_label, mixed_weight))
-        if self.mic is not None:
-            losses.update(self.mic(self.model, tgt["image"], pseudo, weight, loss_fn=self._parts))
-        return losses, None
+    def seg_losses(self, out: SegOutput, label: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The source loss: pixel-averaged CE (mmseg's, logits resized with ``align_corners=False``), and for a
+        multi-resolution output ``detail_weight`` × the detail crop's (``seg_detail``)."""
+        return {("seg" if not k else f"seg_{k}"): v for k, v in self.pixel_loss(out, label).items()}
 
-    def _parts(self, out: Any, label: torch.Tensor, weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return multires_ce(out, label, weight, detail_weight=self.cfg.detail_weight)  # HRDA: + detail loss
-
-    def _ce(self, name: str, out: Any, label: torch.Tensor, weight: torch.Tensor | None = None) -> dict:
-        return {(f"{name}_{k}" if k else name): v for k, v in self._parts(out, label, weight).items()}
-
-    @torch.no_grad()
-    def after_step(self, step: int) -> None:
-        """The EMA teacher update after optimizer step ``step`` (ranks keep one teacher: see `EMATeacher.update`)."""
-        super().after_step(step)  # config terms with a teacher of their own
-        self.teacher.update(self.model, step)
-
-    def trained_modules(self) -> list[nn.Module]:
-        return [self.model]
-
-    # --- data ------------------------------------------------------------------------------------------
     def wrap_datasets(self, source: Any, target: Any) -> tuple[Any, Any]:
         """Random crops + flip of both domains and, with ``rcs``, rare-class sampling of the source."""
-        return _wrap_datasets(self.cfg, source, target, self.num_classes)
-
-
-def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x.float(), size=tuple(size), mode="bilinear", align_corners=False)
-
-
-def _wrap_datasets(cfg: DACSConfig, source: Any, target: Any, num_classes: int) -> tuple[Any, Any]:
-    crop = parse_size(cfg.crop, "recipe.crop")
-    seed = torch.initial_seed()  # the loop seeds torch with trainer.seed before it builds the recipe and datasets
-    flip = 0.5 if cfg.flip else 0.0
-    if crop is not None:
-        source = RandomCropFlip(source, size=crop, cat_max_ratio=cfg.cat_max_ratio, flip=flip, seed=seed)
-        target = RandomCropFlip(target, size=crop, flip=flip, seed=seed + 7919)
-    if cfg.rcs:
-        source = RareClassSampling(source, num_classes=num_classes, temperature=cfg.rcs_temperature,
-                                   min_pixels=cfg.rcs_min_pixels, min_crop_ratio=cfg.rcs_min_crop_ratio, seed=seed)
-    return source, target
+        cfg = self.cfg
+        crop = parse_size(cfg.crop, "recipe.crop")
+        seed = torch.initial_seed()  # the loop seeds torch with trainer.seed before it builds the recipe and data
+        flip = 0.5 if cfg.flip else 0.0
+        if crop is not None:
+            source = RandomCropFlip(source, size=crop, cat_max_ratio=cfg.cat_max_ratio, flip=flip, seed=seed)
+            target = RandomCropFlip(target, size=crop, flip=flip, seed=seed + 7919)
+        if cfg.rcs:
+            source = RareClassSampling(source, num_classes=self.num_classes, temperature=cfg.rcs_temperature,
+                                       min_pixels=cfg.rcs_min_pixels, min_crop_ratio=cfg.rcs_min_crop_ratio,
+                                       seed=seed)
+        return source, target

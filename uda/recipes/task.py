@@ -14,41 +14,19 @@ iteration the loop calls, on the stage's task:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 from torch import nn
 
 from ..config import OptimizerConfig
-from ..types import SegOutput
+from ..term import SegStep
 
 Batch = dict[str, Any]
 Losses = dict[str, torch.Tensor]
 StateT = TypeVar("StateT")
 Size = tuple[int, int]
-
-
-@dataclass
-class SegStep:
-    """What the segmentation stage's generator phase hands to its discriminator phase.
-
-    Attributes:
-        source: the segmentation network's output on the (translated) source images.
-        target: its output on the target images (``None`` when no loss term needs it).
-        source_size: (H, W) of the source input images (output-space terms upsample to it).
-        target_size: (H, W) of the target input images.
-        memo: term name → that term's scratch maps of this step (the discriminator phase reuses the target
-            maps the generator phase computed).
-        target_image: the step's target images (for terms with ``needs_target_image``, e.g. MIC).
-    """
-
-    source: SegOutput
-    target: SegOutput | None = None
-    source_size: Size | None = None
-    target_size: Size | None = None
-    memo: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-    target_image: torch.Tensor | None = None
 
 
 class Task(Protocol[StateT]):

@@ -3,17 +3,16 @@
 Paper: Hoyer, Dai, Van Gool, "HRDA: Context-Aware High-Resolution Domain-Adaptive Semantic Segmentation", ECCV 2022.
 
 With an [HRDA][uda.models.hrda.HRDA] model the recipe trains the fused prediction of the whole crop plus the
-detail (high-resolution) prediction on the detail crop with weight 0.1 (`multires_ce`), and compares the
-low-resolution (context-view) features for the ImageNet feature distance (`ContextEncoder`). Any other model
-gives the plain loss, so the same code serves DAFormer and HRDA.
+detail (high-resolution) prediction on the detail crop with weight 0.1 (`multires_ce`: it reads the detail part
+from the model's output, so the same loss serves DAFormer and HRDA). The ImageNet feature distance compares the
+low-resolution (context-view) features: the model's ``feature_network()`` (`uda.models.hrda.ContextEncoder`).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from ..models.hrda import ContextEncoder
 from ..types import SegOutput
 from .pseudo_label import pixel_weighted_ce
 
@@ -45,35 +44,6 @@ def multires_ce(out: SegOutput, label: torch.Tensor, weight: torch.Tensor | None
         w = None if weight is None else weight[:, y0:y1, x0:x1]
         parts["detail"] = detail_weight * pixel_weighted_ce(detail, label[:, y0:y1, x0:x1], w)
     return parts
-
-
-class ContextEncoder(nn.Module):
-    """An HRDA model's base network on the context view (the input downscaled by ``context_scale``).
-
-    The frozen network of the ImageNet feature distance: its features are those of the student's
-    low-resolution view, so the distance is computed on the LR features as in HRDA.
-
-    Args:
-        model: an [HRDA][uda.models.hrda.HRDA] model (its ``base`` and ``context_scale`` are used).
-
-    Example:
-        >>> import torch, uda
-        >>> m = uda.create("model", "hrda_tiny", num_classes=3)
-        >>> enc = ContextEncoder(m)
-        >>> x = torch.rand(1, 3, 64, 64)
-        >>> enc(x).features["stage4"].shape == m(x).features["stage4"].shape
-        True
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.base, self.context_scale = model.base, float(model.context_scale)
-
-    def forward(self, x: torch.Tensor) -> SegOutput:
-        # the HRDA model's own order: normalize, then downscale (bit-identical context features)
-        lr = F.interpolate(self.base.normalizer(x), scale_factor=self.context_scale, mode="bilinear",
-                           align_corners=False)
-        return self.base.forward_normalized(lr)
 
 
 __all__ = ["ContextEncoder", "multires_ce"]

@@ -13,7 +13,7 @@ import uda
 from uda._io import load_checkpoint
 from uda.config import load_config
 from uda.engine import Trainer, TrainingInterrupted, train
-from uda.recipes.dacs import DACSConfig
+from uda.recipes.dacs import dacs_config as DACSConfig
 from uda.selftraining import class_masks
 
 TINY = ["data.source.size=64x32", "data.target.size=64x32", "data.val.size=64x32", "eval.size=64x32",
@@ -79,30 +79,33 @@ def test_losses_equal_a_hand_written_dacs_step(choice, buffers):
 
 def test_after_step_is_the_ema_update_and_teacher_is_carried():
     recipe = _recipe(alpha=0.9)
-    t0 = [p.clone() for p in recipe.teacher.parameters()]
+    t0 = [p.clone() for p in recipe.mix.teacher.parameters()]
     for p in recipe.model.parameters():
         p.data.add_(1.0)
     s1 = [p.clone() for p in recipe.model.parameters()]
     recipe.after_step(1)  # α_1 = min(1 − 1/2, 0.9) = 0.5
-    for t, a, b in zip(recipe.teacher.parameters(), t0, s1):
+    for t, a, b in zip(recipe.mix.teacher.parameters(), t0, s1):
         torch.testing.assert_close(t, 0.5 * a + 0.5 * b)
-    t1 = [p.clone() for p in recipe.teacher.parameters()]
+    t1 = [p.clone() for p in recipe.mix.teacher.parameters()]
     recipe.after_step(50)  # α = 0.9 from here
-    for t, a, b in zip(recipe.teacher.parameters(), t1, s1):
+    for t, a, b in zip(recipe.mix.teacher.parameters(), t1, s1):
         torch.testing.assert_close(t, 0.9 * a + 0.1 * b)
     # carried: frozen, not optimized, in the state dict, eval whatever the loop does
-    assert not any(p.requires_grad for p in recipe.teacher.parameters())
+    assert not any(p.requires_grad for p in recipe.mix.teacher.parameters())
     cfg = uda.config.OptimizerConfig()
     optimized = {id(p) for g in recipe.generator_param_groups(cfg) for p in g["params"]}
     assert optimized == {id(p) for p in recipe.model.parameters()}
-    assert any(k.startswith("teacher.") for k in recipe.state_dict())
+    assert any(k.startswith("mix.teacher.") for k in recipe.state_dict())
     recipe.train()
-    assert not recipe.teacher.training and recipe.trained_modules() == [recipe.model]
+    for m in recipe.trained_modules():  # what the loop does: the term in train mode, its teacher stays eval
+        m.train()
+    assert recipe.trained_modules() == [recipe.model, recipe.mix]
+    assert recipe.mix.training and not recipe.mix.teacher.training
 
 
 def test_feature_distance_encoder_is_frozen_imagenet_copy_and_masked():
     recipe = _recipe(fd_weight=0.5, fd_classes=[1], strong_augmentation=False)
-    assert recipe.fd_level == "layer4" and not any(p.requires_grad for p in recipe.feature_distance.frozen.parameters())
+    assert recipe.fd.level == "layer4" and not any(p.requires_grad for p in recipe.fd.distance.frozen.parameters())
     src, tgt = _batch()
     src["label"][:] = 0
     losses, _ = recipe.generator_losses(src, tgt)
@@ -113,7 +116,7 @@ def test_feature_distance_encoder_is_frozen_imagenet_copy_and_masked():
     assert float(recipe.generator_losses(src, tgt)[0]["fd"]) == 0.0  # no pixel of class 1
     src["label"][:] = 1
     out = recipe.model(src["image"]).features["layer4"]
-    ref = recipe.feature_distance.frozen(src["image"]).features["layer4"]
+    ref = recipe.fd.distance.frozen(src["image"]).features["layer4"]
     expect = 0.5 * torch.norm(out - ref, dim=1).mean()
     torch.testing.assert_close(recipe.generator_losses(src, tgt)[0]["fd"], expect, rtol=1e-5, atol=1e-7)
 
@@ -131,7 +134,7 @@ def test_trainer_calls_after_step_once_per_applied_step(tmp_path):
     tr.fit()
     assert calls == [1, 2, 3]
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["recipe"]
-    assert any(k.startswith("teacher.module.") for k in state)
+    assert any(k.startswith("mix.teacher.module.") for k in state)
 
 
 @pytest.mark.parametrize("name", ["dacs_synthetic", "daformer_synthetic"])
@@ -153,9 +156,9 @@ def test_resume_is_exact_with_teacher_and_mixing(tmp_path, name):
     b = load_checkpoint(parted / "checkpoints" / "last.pt")
     for key in ("recipe", "optimizers", "schedulers", "rng", "data"):
         _assert_same(a[key], b[key], key)
-    teacher = [k for k, v in a["recipe"].items() if k.startswith("teacher.module.") and isinstance(v, torch.Tensor)
+    teacher = [k for k, v in a["recipe"].items() if k.startswith("mix.teacher.module.") and isinstance(v, torch.Tensor)
                and v.is_floating_point()]
-    assert teacher and not all(torch.equal(a["recipe"][k], a["recipe"][k.replace("teacher.module.", "model.")])
+    assert teacher and not all(torch.equal(a["recipe"][k], a["recipe"][k.replace("mix.teacher.module.", "model.")])
                                for k in teacher)  # the teacher is saved and is not the student
 
 

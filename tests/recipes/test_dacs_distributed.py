@@ -45,11 +45,11 @@ def test_two_gloo_ranks_keep_one_teacher(tmp_path):
     out = str(tmp_path / "run")
     mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2, join=True)
     a, b = torch.load(f"{out}.rank0.pt"), torch.load(f"{out}.rank1.pt")
-    teacher = [k for k in a if k.startswith("teacher.") and a[k].is_floating_point()]
+    teacher = [k for k in a if k.startswith("mix.teacher.") and a[k].is_floating_point()]
     assert any("running_mean" in k for k in teacher)
     for k in teacher:
         assert torch.equal(a[k], b[k]), k
     # the ranks saw different data: their students' BN statistics differ, the teachers' were averaged
     assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith("model.") and "running_mean" in k)
     # and the teacher moved away from its initial copy (three EMA updates)
-    assert not all(torch.equal(a[k], a[k.replace("teacher.module.", "model.")]) for k in teacher)
+    assert not all(torch.equal(a[k], a[k.replace("mix.teacher.module.", "model.")]) for k in teacher)

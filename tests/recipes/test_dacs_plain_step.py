@@ -23,8 +23,8 @@ def test_plain_dacs_step_matches_engine(tmp_path):
     net = bench_train.uda.create("model", "deeplabv2_tiny", num_classes=19, width=4, multi_level=False)
     net.load_state_dict(tr.model.state_dict())
     g, rc = tr.cfg.optim.generator, tr.cfg.recipe
-    plain = PlainDACS(net, lr=g.lr, momentum=g.momentum, weight_decay=g.weight_decay, alpha=rc.alpha,
-                      threshold=rc.pseudo_threshold, max_iters=tr.cfg.trainer.max_iters, power=g.power)
+    plain = PlainDACS(net, lr=g.lr, momentum=g.momentum, weight_decay=g.weight_decay, alpha=rc.terms["mix"]["alpha"],
+                      threshold=rc.terms["mix"].get("pseudo_threshold", 0.968), max_iters=tr.cfg.trainer.max_iters, power=g.power)
     plain.train()
     src, tgt = tr.source_iter.batches[0], tr.target_iter.batches[0]
     tr.source_iter, tr.target_iter = bench_train.Preloaded([src]), bench_train.Preloaded([tgt])
@@ -40,6 +40,6 @@ def test_plain_dacs_step_matches_engine(tmp_path):
     for a, b in zip(tensors(tr.model), tensors(net)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     # the teachers' parameters (the originals' teacher also refreshes its unused running statistics; ours leaves them)
-    for a, b in zip(tr.recipe.teacher.module.parameters(), plain.teacher.parameters()):
+    for a, b in zip(tr.recipe.mix.teacher.module.parameters(), plain.teacher.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert not all(torch.equal(a, b) for a, b in zip(tr.model.parameters(), plain.teacher.parameters()))

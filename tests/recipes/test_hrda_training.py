@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import uda
 from uda.config import get_builtin
-from uda.recipes.dacs import DACSConfig
+from uda.recipes.dacs import dacs_config as DACSConfig
 from uda.selftraining.hrda import ContextEncoder, multires_ce
 
 C = 5
@@ -65,16 +65,16 @@ def test_feature_distance_compares_the_context_view_features():
     model = _hrda().eval()  # no dropout: the student equals its frozen ImageNet copy at step 0
     cfg = DACSConfig(fd_weight=1.0, fd_classes=None)
     recipe = uda.create("recipe", "dacs", cfg=cfg, model=model, num_classes=C)
-    assert isinstance(recipe.feature_distance.frozen, ContextEncoder)
+    assert isinstance(recipe.fd.distance.frozen, ContextEncoder)
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
-    feats = model(x).features[recipe.fd_level]
-    assert recipe.feature_distance(feats, x).item() == 0.0
+    feats = model(x).features[recipe.fd.level]
+    assert recipe.fd.distance(feats, x).item() == 0.0
     # by hand: the base network on the input downscaled by 0.5
     lr = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
-    torch.testing.assert_close(feats, model.base(lr).features[recipe.fd_level], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(feats, model.base(lr).features[recipe.fd.level], rtol=1e-4, atol=1e-4)
     moved = feats + 1.0
     expect = torch.linalg.vector_norm(moved - feats, dim=1).mean()
-    torch.testing.assert_close(recipe.feature_distance(moved, x), expect)
+    torch.testing.assert_close(recipe.fd.distance(moved, x), expect)
 
 
 def test_paper_presets_carry_the_papers_values():
@@ -84,16 +84,19 @@ def test_paper_presets_carry_the_papers_values():
         rc = cfg.recipe
         assert cfg.model.name == "hrda_mitb5"
         assert (cfg.data.source.size, cfg.data.target.size, rc.crop) == (source_size, "2048x1024", "1024x1024")
-        assert (rc.alpha, rc.detail_weight, rc.rcs, rc.rcs_min_crop_ratio) == (0.999, 0.1, True, 2.0)
-        assert rc.pseudo_margins == [30, 240, 30, 30] and rc.fd_weight == 0.005
+        mix = rc.terms["mix"]
+        assert (mix["alpha"], rc.detail_weight, rc.rcs, rc.rcs_min_crop_ratio) == (0.999, 0.1, True, 2.0)
+        assert mix["pseudo_margins"] == [30, 240, 30, 30] and rc.terms["fd"] == {"kind": "feature_distance",
+                                                                                 "weight": 0.005}
         assert (cfg.eval.mode, cfg.eval.crop, cfg.eval.stride) == ("slide", "1024x1024", "512x512")
         assert cfg.trainer.max_iters == 40000 and cfg.data.batch_size == 2
         g = cfg.optim.generator
         assert (g.name, g.lr, g.weight_decay, g.head_lr_mult, g.warmup_iters) == ("adamw", 6e-5, 0.01, 10.0, 1500)
-        if name.startswith("mic"):
-            assert (rc.mic_weight, rc.mic_options) == (1.0, {"ratio": 0.7, "block": 64})
+        if name.startswith("mic"):  # after the self-training term, whose teacher it shares
+            assert list(rc.terms) == ["fd", "mix", "mic"]
+            assert rc.terms["mic"] == {"kind": "mic", "weight": 1.0, "ratio": 0.7, "block": 64}
         else:
-            assert rc.mic_weight == 0.0
+            assert list(rc.terms) == ["fd", "mix"]
 
 
 def test_synthetic_presets_context_view_is_daformer_synthetics_input():
@@ -113,4 +116,4 @@ def test_synthetic_presets_context_view_is_daformer_synthetics_input():
         assert (y0, y1) == (0, 128) and x1 - x0 == 128
         assert (cfg.eval.mode, cfg.eval.size) == ("resize", "256x128")
     mic = get_builtin("mic_synthetic").recipe
-    assert (mic.mic_weight, mic.mic_options) == (1.0, {"ratio": 0.7, "block": 32})
+    assert mic.terms["mic"] == {"kind": "mic", "weight": 1.0, "ratio": 0.7, "block": 32}

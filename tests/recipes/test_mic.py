@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import uda
 from uda._errors import ConfigError
 from uda.recipes.advent import AdvEntConfig
-from uda.recipes.dacs import DACSConfig
+from uda.recipes.dacs import dacs_config as DACSConfig
 from uda.selftraining import StrongAugmentation
 from uda.selftraining.mic import IMAGENET_MEAN, MaskedImageConsistency
 
@@ -108,7 +108,7 @@ def test_dacs_mic_option_adds_the_term_on_the_teachers_pseudo_labels():
         logits = F.interpolate(student(tgt["image"]).logits, size=(32, 32), mode="bilinear", align_corners=False)
         prob, pseudo = torch.softmax(logits, 1).max(1)
         weight = (prob >= 0.968).float().mean().expand_as(prob)
-        recipe.classmix(src["image"], src["label"], tgt["image"], pseudo, weight)
+        recipe.mix.mixing(src["image"], src["label"], tgt["image"], pseudo, weight)
     keep = _keep(2, 32, 32, 8, 0.7)
     ref = _weighted_ce(student(_masked(tgt["image"], keep)).logits, pseudo, weight)
     torch.testing.assert_close(losses["mic"], ref)
@@ -122,10 +122,10 @@ def test_advent_plus_mic_term_carries_and_moves_its_own_teacher():
     recipe = uda.create("recipe", "advent", cfg=cfg, model=model, num_classes=C)
     plain = uda.create("recipe", "advent", cfg=AdvEntConfig(discriminator="fc_tiny"), model=_model(True),
                        num_classes=C)
-    # the teacher is carried on the recipe (saved with it), not trained by either optimizer
-    assert any(k.startswith("mic_teacher.module.") for k in recipe.state_dict())
+    # the teacher is carried by the term (saved with the recipe), not trained by either optimizer
+    assert any(k.startswith("mic.teacher.module.") for k in recipe.state_dict())
     assert len(recipe.discriminator_parameters()) == len(plain.discriminator_parameters())
-    assert all(not p.requires_grad for p in recipe.mic_teacher.parameters())
+    assert all(not p.requires_grad for p in recipe.mic.teacher.parameters())
 
     g = torch.Generator().manual_seed(4)
     src = {"image": torch.rand(1, 3, 32, 32, generator=g), "label": torch.randint(0, C, (1, 32, 32), generator=g)}
@@ -140,22 +140,28 @@ def test_advent_plus_mic_term_carries_and_moves_its_own_teacher():
         weight = (prob >= 0.968).float().mean().expand_as(prob)
     keep = _keep(1, 32, 32, 8, 0.7)
     ref = _weighted_ce(teacher(_masked(tgt["image"], keep)).logits, pseudo, weight)
-    torch.testing.assert_close(losses["mic_mic"], ref)
+    torch.testing.assert_close(losses["mic"], ref)
 
     # after optimizer step 1 the teacher is α_1 = 0.5 of the way (α_t = min(1 − 1/(t + 1), 0.999))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
     recipe.after_step(1)
-    for t, s, old in zip(recipe.mic_teacher.module.parameters(), model.parameters(), teacher.parameters()):
+    for t, s, old in zip(recipe.mic.teacher.module.parameters(), model.parameters(), teacher.parameters()):
         torch.testing.assert_close(t, 0.5 * old + 0.5 * s)
 
 
-def test_unbound_mic_aligner_says_how_to_use_it():
-    term = uda.create("aligner", "mic", feature_info={}, num_classes=C)
-    out = uda.types.SegOutput(torch.zeros(1, C, 4, 4), None, {})
+def test_unbound_mic_term_says_how_to_use_it():
+    term = uda.create("term", "mic")
+    step = uda.SegStep(uda.types.SegOutput(torch.zeros(1, C, 4, 4), None, {}), target_image=torch.rand(1, 3, 8, 8))
     with pytest.raises(ConfigError, match="recipe"):
-        term.generator_loss(out, out, target_image=torch.rand(1, 3, 8, 8))
+        term.generator_loss(step)
+
+
+def test_shared_teacher_is_refused_without_a_self_training_term():
+    cfg = AdvEntConfig(discriminator="fc_tiny", terms={"mic": {"kind": "mic", "teacher": "shared"}})
+    with pytest.raises(ConfigError, match="teacher=shared needs a self-training term"):
+        uda.create("recipe", "advent", cfg=cfg, model=_model(True), num_classes=C)
 
 
 def test_advent_mic_presets_add_the_term_with_mics_values():
@@ -165,4 +171,4 @@ def test_advent_mic_presets_add_the_term_with_mics_values():
         cfg = get_builtin(f"advent_mic_{setup}")
         base = get_builtin(f"advent_{setup}")
         assert cfg.recipe.name == "advent" and cfg.model == base.model and cfg.optim == base.optim
-        assert cfg.recipe.terms[-1] == {"name": "mic", "kind": "mic", "weight": 1.0, "ratio": 0.7, "block": block}
+        assert cfg.recipe.terms == {"mic": {"kind": "mic", "weight": 1.0, "ratio": 0.7, "block": block}}

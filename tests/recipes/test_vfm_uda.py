@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import uda
 from uda.config import load_config
-from uda.recipes.dacs import DACSConfig
+from uda.recipes.dacs import dacs_config as DACSConfig
 
 TINY = ["data.source.size=64x32", "data.target.size=64x32", "data.val.size=64x32", "eval.size=64x32",
         "data.source.options.num=4", "data.target.options.num=4", "data.val.options.num=2", "data.batch_size=2",
@@ -46,8 +46,10 @@ def test_paper_presets_carry_vfm_uda_plusplus_values(setup):
     assert cfg.model.options["activation_checkpointing"] is True
     assert (opt.name, opt.lr, opt.encoder_lr_mult, opt.layer_decay, opt.warmup_iters, opt.weight_decay) == (
         "adamw", 1e-5, 0.1, 0.9, 1500, 0.01)
-    assert (rc.alpha, rc.mic_weight, rc.mic_options, rc.fd_weight, rc.fd_classes, rc.fd_target) == (
-        0.999, 1.0, {"ratio": 0.7, "block": 14, "fill": "zero"}, 0.1, None, True)
+    assert rc.terms == {
+        "fd": {"kind": "feature_distance", "weight": 0.1, "classes": None, "target": True, "level": "stage3"},
+        "mix": {"kind": "self_training", "alpha": 0.999, "mix_classes": "batch", "pseudo_margins": [0, 0, 0, 0]},
+        "mic": {"kind": "mic", "weight": 1.0, "ratio": 0.7, "block": 14, "fill": "zero"}}
     assert (rc.crop, rc.rcs, cfg.trainer.max_iters, cfg.data.batch_size) == ("1024x1024", True, 40000, 2)
     assert cfg.eval.protocol == ("16" if setup.startswith("synthia") else "19")
 
@@ -79,7 +81,7 @@ def test_masked_target_term_is_the_students_prediction_of_pseudo_labels_on_a_mas
     losses, _ = recipe.generator_losses(src, tgt)
     assert sorted(losses) == ["mic", "mix", "seg"]
     with torch.no_grad():
-        t_logits = F.interpolate(recipe.teacher(tgt["image"]).logits, size=(28, 28), mode="bilinear",
+        t_logits = F.interpolate(recipe.mix.teacher(tgt["image"]).logits, size=(28, 28), mode="bilinear",
                                  align_corners=False)
     pseudo = t_logits.argmax(1)
     expected = 2.0 * _ce_sum_over_all(recipe.model(torch.zeros_like(tgt["image"])).logits, pseudo)
@@ -97,7 +99,7 @@ def test_the_new_terms_are_off_by_default():
     recipe = _recipe(fd_weight=0.1, fd_level="stage3")
     losses, _ = recipe.generator_losses(*_batch())
     assert sorted(losses) == ["fd", "mix", "seg"]
-    assert recipe.mic is None
+    assert list(recipe.terms) == ["fd", "mix"]
 
 
 @pytest.mark.slow
@@ -105,7 +107,7 @@ def test_synthetic_preset_trains_two_steps(tmp_path):
     from uda.engine import train
 
     cfg = load_config("vfm_uda_synthetic", TINY)
-    assert cfg.model.name == "vfm_tiny" and cfg.recipe.mic_weight == 1.0 and cfg.recipe.fd_weight == 0.0
+    assert cfg.model.name == "vfm_tiny" and list(cfg.recipe.terms) == ["mix", "mic"]
     train(cfg, tmp_path / "run")
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert '"mic"' in lines[0] and '"fd' not in lines[0]

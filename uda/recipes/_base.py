@@ -18,6 +18,7 @@ from torch import nn
 
 from .._errors import CheckpointError, ConfigError
 from .._io import load_checkpoint
+from .._registry import _check_kwargs as check_kwargs
 from .._registry import create, registry
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
 from ..engine._layer_decay import model_param_groups
@@ -210,8 +211,10 @@ class Recipe(nn.Module):
     def build_term(self, kind: str, **options: Any) -> Term:
         """Create a registered term ``kind`` (kind ``term``), or a registered aligner for this recipe's model (its
         feature levels and classes)."""
-        if kind in registry("term"):
-            return create("term", kind, **options)
+        if kind in registry("term"):  # unlike `create`, an option given as None stays (``classes: null``)
+            factory = registry("term").get(kind)
+            check_kwargs("term", kind, factory, options)
+            return factory(**options)
         if kind in registry("aligner"):
             return create("aligner", kind, feature_info=self.feature_info, num_classes=self.num_classes, **options)
         names = sorted({*registry("term").names(), *registry("aligner").names()})

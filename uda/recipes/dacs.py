@@ -132,6 +132,19 @@ class DACSConfig(TermsConfig):
         return upgrade_legacy_keys(data)
 
 
+def dacs_config(**options: Any) -> DACSConfig:
+    """A `DACSConfig` from keyword options, the flat keys of `upgrade_legacy_keys` included.
+
+    Example:
+        >>> cfg = dacs_config(alpha=0.999, fd_weight=0.005, crop="512x512")
+        >>> list(cfg.terms), cfg.crop
+        (['fd', 'mix'], '512x512')
+    """
+    from ..config import from_dict
+
+    return from_dict(DACSConfig, {"name": "dacs", **options}, prefix="recipe")
+
+
 @register("recipe", "dacs")
 class DACS(Recipe):
     """Self-training: the supervised source loss (HRDA: + its detail part), crops/flip/RCS of the data, and terms.

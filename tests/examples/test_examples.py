@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import uda
 from uda.config import load_config
@@ -38,6 +39,13 @@ def test_custom_recipe_composes_and_trains(tmp_path: Path) -> None:
     assert {"entropy_d_logits", "feature_d_multilevel"} <= set(losses["loss_d"])
     recipe_src = (EXAMPLES / "custom_recipe.py").read_text()
     assert len(recipe_src.splitlines()) <= 60  # a config and a two-line class
+    # "+ FDA": the run's translator changes the source images (β 0.09 of fda_synthetic, kept by the switch)
+    saved = load_config(tmp_path / "config.yaml")
+    assert saved.recipe.name == "advent_fru_fda" and saved.recipe.translator_options == {"beta": 0.09}
+    g = torch.Generator().manual_seed(0)
+    src, tgt = torch.rand(2, 3, 64, 128, generator=g), torch.rand(2, 3, 64, 128, generator=g)
+    fda = uda.create("translator", saved.recipe.translator, **saved.recipe.translator_options)
+    assert (fda(src, tgt) - src).abs().max() > 0.01
 
 
 def test_custom_dataset_with_folder(tmp_path: Path) -> None:

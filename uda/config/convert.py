@@ -187,8 +187,21 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Iterable[str]) -> di
             elif not isinstance(nxt, dict):
                 raise ConfigError(f"override '{key}': '{'.'.join(parts[: i + 1])}' is a value, not a section")
             node = nxt
-        node[parts[-1]] = parse_scalar(raw)
+        value = parse_scalar(raw)
+        node[parts[-1]] = _merge_named(node.get(parts[-1]), value)
     return data
+
+
+def _merge_named(old: Any, new: Any) -> Any:
+    """A list of named specs (``[{name: ..., ...}]``) given over a mapping (``recipe.terms``) adds to it by name
+    (a spec with an existing name replaces that entry), so an override never wipes a recipe's other terms."""
+    if isinstance(old, dict) and isinstance(new, list) and new and \
+            all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in new):
+        out = dict(old)
+        for spec in new:
+            out[spec["name"]] = {k: v for k, v in spec.items() if k != "name"}
+        return out
+    return new
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -14,13 +14,15 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError
 from .._io import load_yaml
 from .._registry import registry
-from .convert import apply_overrides, merge, parse_scalar
+from .convert import apply_overrides, merge, parse_scalar, to_dict
 from .schema import ExperimentConfig
 
 
@@ -51,8 +53,9 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
 
     A YAML file may start from `_base_`: a built-in config name, a path to another YAML file (relative
     to the file naming it) or a list of them, merged in order; the file's own keys go on top. A key that
-    belongs to another recipe is an error, except the keys left behind when the recipe is switched (by
-    `recipe.name` in the YAML or in an override): the new recipe starts from its own defaults.
+    belongs to another recipe is an error, except when the recipe is switched (by `recipe.name` in the YAML or
+    in an override): the values chosen for the old recipe that the new one also has are kept, the others are
+    dropped with a warning naming them, and the new recipe's defaults fill the rest.
 
     Args:
         name_or_path: a built-in config name (`uda list config`) or a `.yaml`/`.yml` path.
@@ -80,7 +83,8 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
 def load_config_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Validate a plain config dict (e.g. a run's saved `config.yaml`) with `KEY=VALUE` overrides on top.
 
-    An override of `recipe.name` to another recipe starts that recipe from its own defaults.
+    An override of `recipe.name` to another recipe keeps the values the config chose for the old recipe where
+    the new one has the same option (`recipe.terms` among them) and starts the rest from its defaults.
 
     Example:
         >>> data = load_config("advent_synthetic").to_dict()
@@ -140,9 +144,31 @@ def _merge_layer(data: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _switch_recipe(data: dict[str, Any], name: Any) -> None:
+    """Switch ``data["recipe"]`` to the recipe ``name``: the values the config sets for the old recipe (those that
+    differ from that recipe's defaults) are kept where the new recipe has the same option; the others are dropped
+    with a warning naming them. The new recipe's own defaults fill the rest."""
     old = data.get("recipe")
-    if not isinstance(old, dict) or old.get("name") != name:
-        data["recipe"] = {"name": name}
+    if not isinstance(old, dict) or old.get("name") == name:
+        return
+    new_cls, old_cls = _recipe_config_class(name), _recipe_config_class(old.get("name"))
+    if new_cls is None:
+        data["recipe"] = {"name": name}  # unknown: from_dict names the valid recipes
+        return
+    defaults = to_dict(old_cls()) if old_cls is not None else {}
+    fields = {f.name for f in dataclasses.fields(new_cls)}
+    chosen = {k: v for k, v in old.items() if k != "name" and (k not in defaults or v != defaults[k])}
+    dropped = sorted(k for k in chosen if k not in fields)
+    if dropped:
+        warnings.warn(f"recipe.name={name}: the recipe '{name}' has no option(s) {', '.join(dropped)}; the "
+                      f"config's values for them are dropped", UserWarning, stacklevel=3)
+    data["recipe"] = {"name": name, **{k: v for k, v in chosen.items() if k in fields}}
+
+
+def _recipe_config_class(name: Any) -> type | None:
+    if not isinstance(name, str) or name not in registry("recipe"):
+        return None
+    cls = getattr(registry("recipe").get(name), "Config", None)
+    return cls if dataclasses.is_dataclass(cls) else None
 
 
 def _reset_options_on_rename(base: dict[str, Any], raw: dict[str, Any]) -> None:

@@ -12,7 +12,6 @@ branches (its released checkpoints were trained so). See docs/training.md and do
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from typing import Any
 
 from .convert import from_dict

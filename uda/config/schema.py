@@ -18,7 +18,7 @@ from typing import Any, Literal
 from .._io import dump_yaml
 from .._registry import registry
 from .checks import Checked, FieldError, at_least, check_recipe, positive, probability, size_wxh
-from .convert import apply_overrides, from_dict, to_dict
+from .convert import from_dict, to_dict
 
 
 @dataclass
@@ -197,10 +197,14 @@ class ExperimentConfig(Checked):
         return dump_yaml(self.to_dict())
 
     def replace(self, **overrides: Any) -> ExperimentConfig:
-        """A deep copy with dotted-key overrides applied, e.g. ``cfg.replace(**{"trainer.max_iters": 10})``."""
-        data = self.to_dict()
-        apply_overrides(data, [f"{k}={_yaml_value(v)}" for k, v in overrides.items()])
-        return ExperimentConfig.from_dict(data)
+        """A deep copy with dotted-key overrides applied, e.g. ``cfg.replace(**{"trainer.max_iters": 10})``.
+
+        The same rules as ``--set`` (`uda.config.load_config_dict`): a new ``recipe.name`` keeps the options both
+        recipes have, and a list of named terms over ``recipe.terms`` adds to the terms by name.
+        """
+        from .loading import load_config_dict  # loading builds on this module
+
+        return load_config_dict(self.to_dict(), [f"{k}={_yaml_value(v)}" for k, v in overrides.items()])
 
 
 def _yaml_value(v: Any) -> str:

@@ -6,8 +6,8 @@ the loss-term seam shared by both lineages: `Term`, `SegStep`, `PseudoLabels` (`
 the loop: `Task`, `Stage`, `TranslatorTask` (see docs/write-your-own.md and docs/training.md).
 """
 
-from . import adaptsegnet, advent, cyclegan, dacs, fda, minent, mlfa, source_only  # noqa: F401
 from ..term import PseudoLabels, SegStep, Term
+from . import adaptsegnet, advent, cyclegan, dacs, fda, minent, mlfa, source_only  # noqa: F401
 from ._base import Recipe, TermsConfig, TranslationConfig, normalize_terms
 from .task import Batch, Losses, Stage, Task, TranslatorTask
 

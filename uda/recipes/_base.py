@@ -30,7 +30,6 @@ from ..term import SegStep, Term, term_loss_name
 from ..types import LevelInfo, SegOutput
 from .task import Batch, Losses, Stage, TranslatorTask
 
-
 TermSpecs = dict[str, dict[str, Any]]
 
 

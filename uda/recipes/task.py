@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from ..config import OptimizerConfig
-from ..term import SegStep
 
 Batch = dict[str, Any]
 Losses = dict[str, torch.Tensor]

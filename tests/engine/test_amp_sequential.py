@@ -78,3 +78,28 @@ def test_sequential_backward_frees_the_source_graph_before_the_target_forward():
         next(parts)
     step = stop.value.value
     assert not step.source.logits.requires_grad and step.target.logits.requires_grad
+
+
+@pytest.mark.slow
+def test_sequential_backward_with_terms_through_the_source_gives_the_joint_update(tmp_path):
+    # self-training + the feature distance (trains through the source output: it joins the first part) + an
+    # AdvEnt discriminator with gradient reversal (also through the source) on DACS's DeepLab-v2
+    extra = ["data.source.size=64x64", "data.target.size=64x64", "recipe.terms.fd={kind: feature_distance, "
+             "weight: 0.5, classes: null}", "recipe.terms.adv={kind: entropy, levels: {logits: 0.001}, "
+             "discriminator: fc_tiny, mode: grl}"]
+
+    def params_after(path, more):
+        tr = Trainer(load_config("dacs_synthetic", [*TINY, *extra, *more]), path)
+        tr.build()
+        stage = tr.stages[-1]
+        tr.set_modes(stage)
+        for i in range(2):
+            torch.manual_seed(10 + i)  # the same mixing masks and augmentation draws in both modes
+            tr.train_step(stage)
+        return {k: p.detach().clone() for k, p in tr.recipe.named_parameters()}, tr
+
+    joint, _ = params_after(tmp_path / "a", [])
+    seq, tr = params_after(tmp_path / "b", ["trainer.sequential_backward=true"])
+    assert {"seg", "fd", "mix", "adv_logits"} <= set(tr.last_step.names)
+    for k in joint:
+        torch.testing.assert_close(seq[k], joint[k], rtol=1e-5, atol=1e-6, msg=k)

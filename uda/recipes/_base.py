@@ -87,7 +87,7 @@ class TermsConfig(RecipeConfig):
         'multilevel'
     """
 
-    terms: dict[str, dict[str, Any]] | list[dict[str, Any]] = field(default_factory=dict)
+    terms: dict[str, dict[str, Any] | None] | list[dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.terms = normalize_terms(self.terms)

@@ -117,7 +117,7 @@ class DACSConfig(TermsConfig):
     """
 
     name: str = "dacs"
-    terms: dict[str, dict[str, Any]] | list[dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_TERMS))
+    terms: dict[str, dict[str, Any] | None] | list[dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_TERMS))
     detail_weight: float = 0.1
     crop: str | None = None
     cat_max_ratio: float = 0.75

@@ -18,21 +18,38 @@ def data_group() -> None:
 @click.option("--dataset", required=True, help="Registered dataset name: gta5, synthia, cityscapes, folder, ...")
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The dataset's folder.")
 @click.option("--split", default="train", show_default=True, help="Dataset split.")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="A dataset option, e.g. -o conditions=fog,night or -o label_type=labelIds (repeatable; values "
+                   "are YAML scalars).")
+@click.option("--class-map", type=click.Path(), help="A class-map YAML for the stored label ids (docs/datasets.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def check_cmd(ctx: click.Context, dataset: str, root: str, split: str, as_json: bool) -> None:
+def check_cmd(ctx: click.Context, dataset: str, root: str, split: str, options: tuple[str, ...],
+              class_map: str | None, as_json: bool) -> None:
     """Count samples and class pixels of a dataset and list its problems by file.
 
     Problems: a missing pair, an unreadable/corrupt file, an image/label size mismatch,
     label values outside the label map. Exit code 1 when problems were found.
 
     \b
-    Example:
+    Examples:
         uda data check --dataset gta5 --root /data/GTA5 --json
+        uda data check --dataset acdc --root /data/ACDC --split val -o conditions=night
+        uda data check --dataset folder --root /data/mine --class-map /data/mine/classes.yaml
     """
+    import yaml
+
     from ..data import check_dataset
 
-    report = check_dataset(dataset, root, split)
+    opts: dict[str, object] = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{item}' is not KEY=VALUE; write e.g. -o conditions=fog", param_hint="--option")
+        opts[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    if class_map is not None:
+        opts["class_map"] = class_map
+    report = check_dataset(dataset, root, split, **opts)
     problems = report.get("problems", [])
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -34,6 +34,7 @@ from .._errors import DataError
 from .._registry import register
 from .._utils import parse_size
 from ..labels import CITYSCAPES_CLASSES
+from .class_map import load_class_map
 
 DOMAINS = ("source", "target")
 VAL_OFFSET = 1_000_000
@@ -428,6 +429,7 @@ class SyntheticDataset(Dataset):
         seed: the dataset seed (scenes are a function of ``(seed, domain, index)``).
         labels: include ``"label"`` in items.
         root: unused (there is no disk); accepted so that every dataset takes the same arguments.
+        class_map: a class-map YAML whose ``ids`` are the scene's trainIds (0..18), e.g. to merge classes.
 
     Example:
         >>> import uda
@@ -447,6 +449,7 @@ class SyntheticDataset(Dataset):
         labels: bool = True,
         root: str | Path | None = None,
         on_bad_sample: str = "stop",
+        class_map: str | Path | None = None,
     ) -> None:
         if domain not in DOMAINS:
             raise DataError(f"synthetic: domain must be 'source' or 'target', not {domain!r}")
@@ -460,6 +463,7 @@ class SyntheticDataset(Dataset):
         self.dataset = "synthetic"
         self.num_skipped = 0
         self.excluded: list[str] = []
+        self.class_map = load_class_map(class_map) if class_map is not None else None
 
     @property
     def has_labels(self) -> bool:
@@ -468,8 +472,13 @@ class SyntheticDataset(Dataset):
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The 19 Cityscapes class names (trainId order)."""
-        return CITYSCAPES_CLASSES
+        """The class names in trainId order: the 19 Cityscapes classes, or those of the class map."""
+        return self.class_map.classes if self.class_map is not None else CITYSCAPES_CLASSES
+
+    @property
+    def num_classes(self) -> int:
+        """``len(class_names)``."""
+        return len(self.class_names)
 
     def scene_index(self, index: int) -> int:
         """The generator index of item ``index`` (val items are offset to be disjoint from train)."""
@@ -490,7 +499,10 @@ class SyntheticDataset(Dataset):
             "name": f"{self.domain}/{self.split}_{index:06d}",
         }
         if self.labels:
-            item["label"] = torch.from_numpy(lab).long()
+            label = torch.from_numpy(lab)
+            if self.class_map is not None:
+                label = self.class_map.label_map.apply(label, f"synthetic {self.split} scene {index}")
+            item["label"] = label.long()
         return item
 
     def __repr__(self) -> str:

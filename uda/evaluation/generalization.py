@@ -142,6 +142,13 @@ def write_generalization(table: dict[str, Any], out_dir: str | os.PathLike) -> t
 
     Returns:
         ``(json path, markdown path)``.
+
+    Example:
+        >>> import tempfile
+        >>> t = {"classes": [], "mean_miou": 1.0, "targets": [{"dataset": "acdc", "split": "val", "num_images": 1,
+        ...      "miou": 1.0, "per_class": {}}]}
+        >>> [p.name for p in write_generalization(t, tempfile.mkdtemp())]
+        ['generalization.json', 'generalization.md']
     """
     out = Path(out_dir)
     json_path, md_path = out / JSON_NAME, out / MARKDOWN_NAME

@@ -148,6 +148,17 @@ def write_submission(
 
     Raises:
         DataError: an image whose name is not the benchmark's, two images with the same name, no images.
+
+    Example:
+        >>> import tempfile, zipfile, torch
+        >>> from PIL import Image
+        >>> d = tempfile.mkdtemp()
+        >>> Image.new("RGB", (16, 9)).save(f"{d}/GOPR0356_frame_000321_rgb_anon.png")
+        >>> model = lambda x: torch.zeros(x.shape[0], 19, x.shape[2], x.shape[3])
+        >>> path, members = write_submission(model, [d], f"{d}/out", "darkzurich", cfg=EvalConfig(size=None),
+        ...                                  device="cpu", progress=False)
+        >>> path.name, zipfile.ZipFile(path).namelist()[1]
+        ('darkzurich_submission.zip', 'confidence/GOPR0356_frame_000321_rgb_anon.png')
     """
     from .prediction import _read_image, collect_images
 

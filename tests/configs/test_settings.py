@@ -127,11 +127,11 @@ def trees(tmp_path_factory) -> dict[str, Path]:
     r = invoke("data", "synth", "--out", out["cityscapes"], "--domain", "source", "--layout", "cityscapes",
                "--num", "2", "--size", "64x32")
     assert r.exit_code == 0, r.output
-    r = invoke("data", "synth", "--out", out["acdc"], "--layout", "acdc", "--num", "1", "--size", "64x36",
+    r = invoke("data", "synth", "--out", out["acdc"], "--layout", "acdc", "--num", "1", "--size", "128x72",
                "--splits", "train,val", "--no-ref")
     assert r.exit_code == 0, r.output
     r = invoke("data", "synth", "--out", out["darkzurich"], "--layout", "darkzurich", "--num", "2",
-               "--size", "64x36", "--splits", "train,val")
+               "--size", "128x72", "--splits", "train,val")
     assert r.exit_code == 0, r.output
     return out
 
@@ -157,3 +157,26 @@ def test_stand_in_trains_from_generated_trees(tmp_path, trees, recipe, target):
     # the run's report shows the setting's published test-server rows beside it, named as such
     table = (out / "table.md").read_text()
     assert "| HRDA (test) |" in table and "test (evaluation server), not on the split scored here" in table
+
+
+@pytest.mark.parametrize("name", ["hrda_cityscapes_acdc", "daformer_cityscapes_darkzurich"])
+def test_paper_preset_trains_on_generated_trees_with_a_tiny_model(tmp_path, trees, name):
+    """The real presets' data plumbing (Cityscapes source with RCS, the target's layout and options, the
+    evaluation mode) runs end to end; only the model and the sizes are shrunk."""
+    target = "acdc" if "acdc" in name else "darkzurich"
+    hrda = name.startswith("hrda")
+    tiny = ["model.name=" + ("hrda_tiny" if hrda else "daformer_tiny"), "model.pretrained=null",
+            "data.source.size=64x64", "data.target.size=64x64", "recipe.crop=32x32" if not hrda else "recipe.crop=64x64",
+            "eval.size=64x36" if not hrda else "eval.mode=slide", "recipe.rcs_min_pixels=10", "recipe.fd_weight=0", "data.num_workers=0",
+            "trainer.max_iters=2", "trainer.checkpoint_every=2", "trainer.tensorboard=false",
+            f"data.source.root={trees['cityscapes']}", f"data.target.root={trees[target]}",
+            f"data.val.root={trees[target]}"]
+    if hrda:
+        tiny += ["model.options={detail_size: 32}", "eval.size=128x72", "eval.crop=64x64", "eval.stride=32x32"]
+    out = tmp_path / "run"
+    r = invoke("train", name, "--out", out, "--device", "cpu", *[a for s in tiny for a in ("--set", s)])
+    assert r.exit_code == 0, r.output
+    cfg = uda.config.load_config(out / "config.yaml")
+    assert cfg.recipe.pseudo_margins == ([0, 0, 0, 0] if hrda else [15, 120, 0, 0])
+    assert cfg.eval.mode == ("slide" if hrda else "resize") and cfg.recipe.rcs
+    assert json.loads((out / "final.json").read_text())["num_images"] == (4 if target == "acdc" else 2)

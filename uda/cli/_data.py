@@ -15,7 +15,8 @@ def data_group() -> None:
 
 
 @data_group.command("check")
-@click.option("--dataset", required=True, help="Registered dataset name: gta5, synthia, cityscapes, folder, ...")
+@click.option("--dataset", required=True,
+              help="Registered dataset name: gta5, synthia, cityscapes, acdc, darkzurich, bdd100k, mapillary, folder, ...")
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The dataset's folder.")
 @click.option("--split", default="train", show_default=True, help="Dataset split.")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",

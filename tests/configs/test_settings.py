@@ -166,9 +166,9 @@ def test_paper_preset_trains_on_generated_trees_with_a_tiny_model(tmp_path, tree
     target = "acdc" if "acdc" in name else "darkzurich"
     hrda = name.startswith("hrda")
     tiny = ["model.name=" + ("hrda_tiny" if hrda else "daformer_tiny"), "model.pretrained=null",
-            "data.source.size=64x64", "data.target.size=64x64", "recipe.crop=32x32" if not hrda else "recipe.crop=64x64",
-            "eval.size=64x36" if not hrda else "eval.mode=slide", "recipe.rcs_min_pixels=10", "recipe.fd_weight=0", "data.num_workers=0",
-            "trainer.max_iters=2", "trainer.checkpoint_every=2", "trainer.tensorboard=false",
+            "data.source.size=64x64", "data.target.size=64x64", "recipe.crop=" + ("64x64" if hrda else "32x32"),
+            "eval.mode=slide" if hrda else "eval.size=64x36", "recipe.rcs_min_pixels=10", "recipe.fd_weight=0",
+            "data.num_workers=0", "trainer.max_iters=2", "trainer.checkpoint_every=2", "trainer.tensorboard=false",
             f"data.source.root={trees['cityscapes']}", f"data.target.root={trees[target]}",
             f"data.val.root={trees[target]}"]
     if hrda:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +249,8 @@ def test_broken_trees_exit_1_in_the_cli(synth: dict[str, Path], tmp_path: Path) 
                                 ("mapillary", "val", "labels")):  # fmt: skip
         root = tmp_path / layout
         shutil.copytree(synth[layout], root)
+        ok = CliRunner().invoke(main, ["data", "check", "--dataset", layout, "--root", str(root), "--json"])
+        assert ok.exit_code == 0 and json.loads(ok.stdout)["problems"] == [], (layout, ok.output)
         labels = sorted(p for p in root.rglob("*.png") if pick in p.parts and "val" in p.as_posix()
                         and not p.name.endswith("_gt_labelIds.png"))  # acdc/darkzurich read labelTrainIds
         truncate(labels[0])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ._options import set_option
-from ._util import Device, dataset_overrides, load_model, quote, resolve_device, run_config
+from ._util import DatasetRoot, Device, dataset_overrides, load_model, quote, resolve_device, run_config
 
 SAVE_KINDS = ("trainid", "color", "overlay", "labelid")
 
@@ -34,6 +35,11 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 @click.option("--report", type=click.Path(file_okay=False), help="Also write the report (Markdown, CSV, PNGs) here.")
 @click.option("--model", "model_name", help="Model to build for a bare weights file (e.g. an original ADVENT checkpoint).")
 @click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
+@click.option("--target", "targets", type=DatasetRoot(), multiple=True,
+              help="Domain generalization: score on this dataset (repeatable), e.g. --target acdc:/data/acdc; "
+                   "writes one table (generalization.json/.md).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder of the --target table [default: the run directory].")
 @click.option("--device", type=Device(), default="auto", show_default=True)
 @set_option
 def evaluate_cmd(
@@ -46,6 +52,8 @@ def evaluate_cmd(
     report: str | None,
     model_name: str | None,
     num_classes: int | None,
+    targets: tuple[tuple[str, str], ...],
+    out_dir: str | None,
     device: str,
     overrides: tuple[str, ...],
 ) -> None:
@@ -56,6 +64,9 @@ def evaluate_cmd(
     another dataset (its options start afresh) and needs --root. A bare weights file and --predictions
     need both. IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
     --set changes the evaluation, e.g. --set eval.mode=slide or --set data.val.options.KEY=VALUE.
+    --target DATASET:ROOT (repeatable) scores the model on each dataset's --split (val by default), each as
+    --dataset/--root would, and writes one table, generalization.json and generalization.md, into --out
+    (default: the run directory).
 
     \b
     Examples:
@@ -63,9 +74,16 @@ def evaluate_cmd(
         uda evaluate runs/mlfa_gta5_cityscapes --root /data/cityscapes --json
         uda evaluate --predictions preds/ --dataset cityscapes --root /data/cityscapes
         uda evaluate ADVENT_gta2cityscapes.pth --model deeplabv2 --dataset cityscapes --root /data/cityscapes
+        uda evaluate runs/daformer_gta5_cityscapes --target acdc:/data/acdc --target bdd100k:/data/bdd100k
     """
     from ..data import build_dataset
 
+    if targets:
+        _generalization(checkpoint, predictions, dataset, root, report, targets, split, out_dir, as_json,
+                        model_name, num_classes, device, overrides)
+        return
+    if out_dir is not None:
+        raise click.UsageError("--out is the folder of the --target table; without --target use --report DIR")
     if (checkpoint is None) == (predictions is None):
         raise click.UsageError("give either CHECKPOINT or --predictions DIR (exactly one)")
     run_cfg = run_config(checkpoint) if checkpoint is not None else None
@@ -90,6 +108,42 @@ def evaluate_cmd(
 
         write_report(result, report)
         click.echo(f"report written to {report}", err=True)
+
+
+def _generalization(checkpoint: str | None, predictions: str | None, dataset: str | None, root: str | None,
+                    report: str | None, targets: tuple[tuple[str, str], ...], split: str | None, out_dir: str | None,
+                    as_json: bool, model_name: str | None, num_classes: int | None, device: str,
+                    overrides: tuple[str, ...]) -> None:
+    """``uda evaluate CHECKPOINT --target DATASET:ROOT ...``: every target as ``--dataset/--root`` would score it."""
+    from ..evaluation.generalization import evaluate_generalization, format_generalization, write_generalization
+
+    if checkpoint is None or predictions is not None:
+        raise click.UsageError("--target scores a CHECKPOINT (or run directory); it does not take --predictions")
+    if dataset is not None or root is not None or report is not None:
+        raise click.UsageError("--target replaces --dataset/--root/--report; give each dataset as --target NAME:ROOT")
+    run_cfg = run_config(checkpoint)
+    datasets, evals = [], []
+    for name, target_root in targets:
+        sets = _val_overrides(run_cfg, name, target_root, split) + list(overrides)
+        cfg = run_config(checkpoint, sets) if run_cfg is not None else _default_config(sets)
+        datasets.append(cfg.data.val)
+        evals.append(cfg.eval)
+    model, _ = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=list(overrides))
+    dev = resolve_device(device)
+    table = evaluate_generalization(model.to(dev), datasets, evals, device=dev)
+    table["checkpoint"] = str(checkpoint)
+    folder = Path(out_dir) if out_dir is not None else _run_dir(checkpoint)
+    json_path, md_path = write_generalization(table, folder)
+    click.echo(json.dumps(table, indent=2) if as_json else format_generalization(table))
+    click.echo(f"table written to {json_path} and {md_path}", err=True)
+
+
+def _run_dir(checkpoint: str) -> Path:
+    """The run directory of a checkpoint argument (the folder itself, or the folder above ``checkpoints/``)."""
+    p = Path(checkpoint)
+    if p.is_dir():
+        return p
+    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
 
 
 def _val_overrides(run_cfg: Any, dataset: str | None, root: str | None, split: str | None) -> list[str]:
@@ -125,6 +179,8 @@ def _default_config(overrides: list[str]) -> Any:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--save", default="trainid,color", show_default=True,
               help=f"Comma-separated outputs: {', '.join(SAVE_KINDS)}.")
+@click.option("--submission", type=click.Choice(["acdc", "darkzurich", "cityscapes"]),
+              help="Write the test server's zip instead (file names, label encoding and layout of that benchmark).")
 @click.option("--model", "model_name", help="Model to build for a bare weights file.")
 @click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
 @click.option("--device", type=Device(), default="auto", show_default=True)
@@ -134,6 +190,7 @@ def predict_cmd(
     inputs: tuple[str, ...],
     out: str,
     save: str,
+    submission: str | None,
     model_name: str | None,
     num_classes: int | None,
     device: str,
@@ -143,12 +200,19 @@ def predict_cmd(
 
     trainid: trainId PNGs; color: the Cityscapes palette; overlay: colours over the image;
     labelid: Cityscapes label ids (for the official evaluation server).
+    --submission acdc|darkzurich|cityscapes writes only OUT/<name>_submission.zip, exactly what that
+    test server takes (docs/settings/submissions.md); --save is then not used.
 
     \b
-    Example:
+    Examples:
         uda predict runs/mlfa_synthetic street.png frames/ --out preds --save color,overlay
+        uda predict runs/hrda_cityscapes_acdc /data/acdc/rgb_anon/*/test --submission acdc --out submit
     """
     from ..evaluation import predict
+
+    if submission is not None:
+        _submission(checkpoint, inputs, out, submission, model_name, num_classes, device, overrides)
+        return
 
     kinds = [s.strip() for s in save.split(",") if s.strip()]
     bad = [k for k in kinds if k not in SAVE_KINDS]
@@ -161,3 +225,19 @@ def predict_cmd(
     written = predict(model.to(dev), list(inputs), out, save=kinds, cfg=eval_cfg, device=dev)
     n_images = len(written) // len(kinds)  # one file per image and kind
     click.echo(f"wrote predictions for {n_images} images ({len(written)} files: {', '.join(kinds)}) into {out}")
+
+
+def _submission(checkpoint: str, inputs: tuple[str, ...], out: str, fmt: str, model_name: str | None,
+                num_classes: int | None, device: str, overrides: tuple[str, ...]) -> None:
+    from ..evaluation.submission import SUBMISSION_FORMATS, write_submission
+
+    model, cfg = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=list(overrides))
+    eval_cfg = cfg.eval if cfg is not None else _default_config(list(overrides)).eval
+    dev = resolve_device(device)
+    zip_path, members = write_submission(model.to(dev), list(inputs), out, fmt, cfg=eval_cfg, device=dev)
+    rules = SUBMISSION_FORMATS[fmt]
+    n_images = len(members) // len(rules.folders)
+    if n_images != rules.test_images:
+        click.echo(f"warning: {n_images} images, the {fmt} test split has {rules.test_images}; the server may "
+                   "reject an incomplete submission", err=True)
+    click.echo(f"wrote the {fmt} submission of {n_images} images ({len(members)} files) to {zip_path}")

@@ -4,7 +4,8 @@
 - `uda.config.convert`: plain dicts ⇄ dataclasses, dotted `KEY=VALUE` overrides, merging.
 - `uda.config.loading`: `load_config` (a built-in name or a YAML path), `register_config`, `get_builtin`.
 - `uda.config.setups` and `uda.config.presets`: the built-in configs (kind `config`),
-  `<recipe>_gta5_cityscapes`, `<recipe>_synthia_cityscapes`, `<recipe>_synthetic` and MLFA's ablations.
+  `<recipe>_gta5_cityscapes`, `<recipe>_synthia_cityscapes`, `<recipe>_synthetic` and MLFA's ablations;
+  `uda.config.presets_settings`: `<recipe>_cityscapes_acdc`, `<recipe>_cityscapes_darkzurich` and their stand-ins.
 
 Example:
     >>> from uda.config import load_config
@@ -28,12 +29,14 @@ from .schema import (
     TrainerConfig,
 )
 from .._utils import parse_size
-from .setups import DEEPLAB_INIT, SETUPS, paper_setup, synthetic_setup
+from .setups import DEEPLAB_INIT, SETTINGS_SETUPS, SETUPS, cityscapes_setup, paper_setup, synthetic_setup
 from . import presets  # noqa: F401  (registers the built-in configs)
 from . import presets_hrda  # noqa: F401  (HRDA and MIC configs)
+from . import presets_settings  # noqa: F401  (Cityscapes -> ACDC / Dark Zurich configs)
 
 __all__ = [
     "DEEPLAB_INIT",
+    "SETTINGS_SETUPS",
     "SETUPS",
     "DataConfig",
     "DatasetConfig",
@@ -45,6 +48,7 @@ __all__ = [
     "RecipeConfig",
     "TrainerConfig",
     "apply_overrides",
+    "cityscapes_setup",
     "from_dict",
     "get_builtin",
     "load_config",

@@ -68,3 +68,75 @@ def synthetic_setup() -> ExperimentConfig:
 
 SETUPS = {"gta5_cityscapes": lambda: paper_setup("gta5"), "synthia_cityscapes": lambda: paper_setup("synthia"),
           "synthetic": synthetic_setup}
+
+
+# --- Cityscapes → ACDC and Cityscapes → Dark Zurich (docs/settings/acdc.md, docs/settings/darkzurich.md) ---------
+#: Dark Zurich's target images: the night sequences of its train split, as DAFormer's, HRDA's and MIC's configs
+#: (``rgb_anon/train/night``); day and twilight are left out.
+DARKZURICH_NIGHT = {"times": ["night"]}
+
+#: ``cityscapes_<target>`` settings: target dataset name, folder under ``data/``, training size (DAFormer's
+#: half resolution: ACDC and Dark Zurich are 1920x1080, resized to 960x540), target options.
+SETTINGS_TARGETS: dict[str, tuple[str, str, str, dict]] = {
+    "acdc": ("acdc", "data/acdc", "960x540", {}),
+    "darkzurich": ("darkzurich", "data/dark_zurich", "960x540", DARKZURICH_NIGHT),
+}
+
+
+def cityscapes_setup(target: str) -> ExperimentConfig:
+    """Cityscapes train (labelled) → ACDC or Dark Zurich train (unlabelled), validated on the target's val split.
+
+    The data and evaluation sections of DAFormer's 512x512 settings (Hoyer et al., CVPR 2022; the
+    ``uda_cityscapes_to_{acdc,darkzurich}_512x512`` dataset configs of the DAFormer/HRDA/MIC code): Cityscapes
+    resized to 1024x512, the target to 960x540, the whole 960x540 validation image evaluated and the logits
+    upsampled to the 1920x1080 labels. The model, recipe, optimiser and schedule come from the recipe's preset
+    (``uda.config.presets_settings``).
+
+    Example:
+        >>> cfg = cityscapes_setup("acdc")
+        >>> cfg.data.target.name, cfg.data.target.size, cfg.data.val.split, cfg.eval.size
+        ('acdc', '960x540', 'val', '960x540')
+    """
+    name, root, size, options = SETTINGS_TARGETS[target]
+    return ExperimentConfig(
+        description=f"Cityscapes -> {'ACDC' if target == 'acdc' else 'Dark Zurich'}",
+        data=DataConfig(
+            source=DatasetConfig(name="cityscapes", root="data/cityscapes", split="train", size="1024x512"),
+            target=DatasetConfig(name=name, root=root, split="train", size=size, options=dict(options)),
+            val=DatasetConfig(name=name, root=root, split="val", size=None),
+        ),
+        eval=EvalConfig(mode="resize", size=size, protocol="19"),
+    )
+
+
+def cityscapes_synthetic_setup(target: str) -> ExperimentConfig:
+    """The CPU stand-in of ``cityscapes_<target>``: trees written by ``uda data synth`` (the source in the
+    ``cityscapes`` layout, the target in the ``acdc`` / ``darkzurich`` layout with its weather or night shift).
+
+    Roots default to ``data/synthetic/{cityscapes,acdc,dark_zurich}``; sizes are the ``*_synthetic`` preset's
+    (``uda.config.presets_settings`` keeps them: the tiny models are tuned to them).
+
+    Example:
+        >>> cityscapes_synthetic_setup("darkzurich").data.target.root
+        'data/synthetic/dark_zurich'
+    """
+    name, root, _, options = SETTINGS_TARGETS[target]
+    root = "data/synthetic/" + root.removeprefix("data/")
+    return ExperimentConfig(
+        description=f"synthetic Cityscapes -> {'ACDC' if target == 'acdc' else 'Dark Zurich'} trees (uda data synth)",
+        data=DataConfig(
+            source=DatasetConfig(name="cityscapes", root="data/synthetic/cityscapes", split="train", size="128x64"),
+            target=DatasetConfig(name=name, root=root, split="train", size="128x64", options=dict(options)),
+            val=DatasetConfig(name=name, root=root, split="val", size="128x64"),
+        ),
+        eval=EvalConfig(mode="resize", size="128x64", protocol="19"),
+    )
+
+
+#: The settings of issue 25 (kept apart from `SETUPS`, whose every recipe × setup is registered by `presets`).
+SETTINGS_SETUPS = {
+    "cityscapes_acdc": lambda: cityscapes_setup("acdc"),
+    "cityscapes_darkzurich": lambda: cityscapes_setup("darkzurich"),
+    "acdc_synthetic": lambda: cityscapes_synthetic_setup("acdc"),
+    "darkzurich_synthetic": lambda: cityscapes_synthetic_setup("darkzurich"),
+}

@@ -1,7 +1,8 @@
 """The common file-backed segmentation dataset: a list of (name, image file, label file) pairs.
 
-Subclasses (``gta5``, ``synthia``, ``cityscapes``, ``folder``) only find their files and say how labels are
-encoded; decoding, resizing, label mapping and bad-sample handling live here once.
+Subclasses (``gta5``, ``synthia``, ``cityscapes``, ``acdc``, ``darkzurich``, ``bdd100k``, ``mapillary``, ``folder``)
+only find their files and say how labels are encoded; decoding, resizing, label mapping (or a custom class map) and
+bad-sample handling live here once.
 """
 
 from __future__ import annotations
@@ -18,17 +19,20 @@ from .._errors import DataError
 from .._utils import parse_size
 from ..labels import CITYSCAPES_CLASSES, IGNORE_INDEX
 from ._decode import LabelMap, decode_label_png, decode_rgb, resize_image, resize_label
+from .class_map import ClassMap, load_class_map
 
 OnBadSample = Literal["stop", "skip"]
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One dataset entry: ``name`` (relative stem), ``image`` path, ``label`` path (``None`` without labels)."""
+    """One dataset entry: ``name`` (relative stem), ``image`` path, ``label`` path (``None`` without labels), and
+    an optional ``reference`` image (ACDC's normal-condition image of the same place)."""
 
     name: str
     image: Path
     label: Path | None
+    reference: Path | None = None
 
 
 class SegmentationFiles(Dataset):
@@ -44,10 +48,13 @@ class SegmentationFiles(Dataset):
         interpolation: image resize filter, ``"bicubic"`` or ``"bilinear"``.
         excluded: problems found while listing files (e.g. missing pairs), one line per file.
         dataset: the registered name, for messages.
+        class_map: a class-map YAML (or a loaded [`ClassMap`][uda.data.class_map.ClassMap]) that replaces
+            ``label_map``: the ids stored in the label files map to its classes (see docs/datasets.md).
 
     Item:
         ``{"image": float32 (3, H, W) RGB in [0, 1], "label": int64 (H, W) trainIds, "name": str, "index": int}``;
-        ``"label"`` is absent without labels. In skip mode an item that replaced a bad one also carries
+        ``"label"`` is absent without labels; samples with a reference image add ``"reference"`` (float32
+        (3, H, W), resized like the image). In skip mode an item that replaced a bad one also carries
         ``"skipped": [file, ...]`` (consumed by [`InfiniteLoader`][uda.data.InfiniteLoader]).
     """
 
@@ -62,11 +69,16 @@ class SegmentationFiles(Dataset):
         interpolation: str = "bicubic",
         excluded: list[str] | None = None,
         dataset: str = "files",
+        class_map: str | Path | ClassMap | None = None,
     ) -> None:
         if on_bad_sample not in ("stop", "skip"):
             raise DataError(f"{dataset}: on_bad_sample must be 'stop' or 'skip', not {on_bad_sample!r}")
         if interpolation not in ("bicubic", "bilinear"):
             raise DataError(f"{dataset}: interpolation must be 'bicubic' or 'bilinear', not {interpolation!r}")
+        self.class_map = class_map if isinstance(class_map, ClassMap) or class_map is None else load_class_map(class_map)
+        if self.class_map is not None and label_map is not None:
+            label_map = self.class_map.label_map
+        self._classes = self.class_map.classes if self.class_map is not None else CITYSCAPES_CLASSES
         self.samples = list(samples)
         self.size = parse_size(size)
         self.label_map = label_map
@@ -95,8 +107,13 @@ class SegmentationFiles(Dataset):
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The 19 Cityscapes class names (trainId order)."""
-        return CITYSCAPES_CLASSES
+        """The class names in trainId order: the 19 Cityscapes classes, or those of the class map."""
+        return self._classes
+
+    @property
+    def num_classes(self) -> int:
+        """``len(class_names)``."""
+        return len(self._classes)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -122,6 +139,9 @@ class SegmentationFiles(Dataset):
         if self.has_labels:
             out["label"] = self.load_label(sample, self.size or (img.shape[-1], img.shape[-2])).long()
         out["image"] = resize_image(img, self.size, self.interpolation)
+        if sample.reference is not None:
+            ref = decode_rgb(sample.reference)
+            out["reference"] = resize_image(ref, self.size or (img.shape[-1], img.shape[-2]), self.interpolation)
         out["name"] = sample.name
         out["index"] = index
         return dict(sorted(out.items()))
@@ -153,6 +173,21 @@ class SegmentationFiles(Dataset):
         return f"{type(self).__name__}({self.dataset!r}, {len(self)} samples, size={self.size})"
 
 
+def as_choices(value: str | list[str] | tuple[str, ...], allowed: tuple[str, ...], dataset: str, what: str
+               ) -> tuple[str, ...]:
+    """An option given as ``"a,b"`` or a list, checked against ``allowed`` (order kept, no repeats)."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v).strip() for v in value]
+    items = [v for v in items if v]
+    if not items:
+        raise DataError(f"{dataset}: {what} is empty; choose from {', '.join(allowed)}")
+    for v in items:
+        if v not in allowed:
+            raise DataError(f"{dataset}: {what} '{v}' does not exist; choose from {', '.join(allowed)}")
+    if len(set(items)) != len(items):
+        raise DataError(f"{dataset}: {what} lists '{next(v for i, v in enumerate(items) if v in items[:i])}' twice")
+    return tuple(items)
+
+
 def require_dir(path: Path, dataset: str, what: str, fix: str) -> Path:
     """Raise a `DataError` naming ``path`` and ``fix`` when it is not a directory."""
     if not path.is_dir():
@@ -180,8 +215,10 @@ def resolve_images_root(samples: list[Sample], root: Path, images_root: str | Pa
             rel = Path(s.image.name)
         cands = [iroot / rel, iroot / f"{s.name}.png", iroot / f"{s.name}{s.image.suffix}"]
         image = next((c for c in cands if c.is_file()), cands[0])
-        out.append(Sample(s.name, image, s.label))
+        out.append(Sample(s.name, image, s.label, s.reference))
     return out
 
 
-__all__ = ["IGNORE_INDEX", "OnBadSample", "Sample", "SegmentationFiles", "require_dir", "resolve_images_root"]
+__all__ = [
+    "IGNORE_INDEX", "OnBadSample", "Sample", "SegmentationFiles", "as_choices", "require_dir", "resolve_images_root",
+]

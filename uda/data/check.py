@@ -10,7 +10,7 @@ import torch
 
 from .._errors import DataError
 from .._registry import create
-from ..labels import CITYSCAPES_CLASSES, IGNORE_INDEX, NUM_CLASSES
+from ..labels import CITYSCAPES_CLASSES, IGNORE_INDEX
 from ._base import SegmentationFiles
 from ._decode import decode_label_png, decode_rgb
 
@@ -18,17 +18,19 @@ from ._decode import decode_label_png, decode_rgb
 def check_dataset(dataset: str, root: str | Path | None = None, split: str = "train", **options: Any) -> dict[str, Any]:
     """Check a dataset on disk without stopping at the first problem.
 
-    Every image and label is decoded at full resolution. Problems are one line each, starting with the file:
-    missing pair, unreadable/corrupt file, image/label size mismatch, label values outside the map.
+    Every image, reference image and label is decoded at full resolution. Problems are one line each, starting with
+    the file: missing pair, unreadable/corrupt file, image/label size mismatch, label values outside the map.
 
     Args:
-        dataset: registered dataset name (``gta5``, ``synthia``, ``cityscapes``, ``folder``, ``synthetic``).
+        dataset: registered dataset name (``gta5``, ``synthia``, ``cityscapes``, ``acdc``, ``darkzurich``,
+            ``bdd100k``, ``mapillary``, ``folder``, ``synthetic``).
         root: its root folder (``None`` for ``synthetic``).
         split: the split to check.
-        **options: extra dataset options (e.g. ``label_type``, ``label_map``).
+        **options: extra dataset options (e.g. ``label_type``, ``label_map``, ``conditions``, ``class_map``).
 
     Returns:
-        ``{"dataset", "split", "num_samples", "class_pixels": {class name: n}, "ignored_pixels", "problems": [str]}``.
+        ``{"dataset", "split", "num_samples", "class_pixels": {class name: n}, "ignored_pixels", "problems": [str]}``;
+        the class names are the dataset's (those of its class map, if any).
 
     Raises:
         DataError: a missing root or an empty split (nothing to check).
@@ -53,6 +55,11 @@ def check_dataset(dataset: str, root: str | Path | None = None, split: str = "tr
             except DataError as e:
                 problems.append(str(e))
                 img = None
+            if s.reference is not None:
+                try:
+                    decode_rgb(s.reference)
+                except DataError as e:
+                    problems.append(str(e))
             if s.label is None or ds.label_map is None:
                 continue
             try:
@@ -76,16 +83,17 @@ def check_dataset(dataset: str, root: str | Path | None = None, split: str = "tr
             item = ds[i]
             if "label" in item:
                 counts += torch.bincount(item["label"].reshape(-1), minlength=256)
-    if len(ds) == 0:
+    if len(ds) == 0 and not problems:  # with problems (every sample left out), report them instead
         raise DataError(f"{dataset}: split '{split}' has no samples under {root}; fix --root or --split")
-    known = counts[:NUM_CLASSES].sum() + counts[IGNORE_INDEX]
+    names = tuple(getattr(ds, "class_names", CITYSCAPES_CLASSES))
+    known = counts[: len(names)].sum() + counts[IGNORE_INDEX]
     if int(counts.sum()) != int(known):  # cannot happen with a LabelMap; guards the invariant
-        raise RuntimeError("trainIds outside 0..18/255 after mapping")
+        raise RuntimeError(f"trainIds outside 0..{len(names) - 1}/255 after mapping")
     return {
         "dataset": dataset,
         "split": split,
         "num_samples": len(ds),
-        "class_pixels": {name: int(counts[i]) for i, name in enumerate(CITYSCAPES_CLASSES)},
+        "class_pixels": {name: int(counts[i]) for i, name in enumerate(names)},
         "ignored_pixels": int(counts[IGNORE_INDEX]),
         "problems": problems,
     }

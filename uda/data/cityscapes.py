@@ -36,6 +36,7 @@ class CityscapesDataset(SegmentationFiles):
         on_bad_sample: ``"stop"`` or ``"skip"``.
         images_root: read images from this folder instead; labels stay under ``root``.
         interpolation: ``"bicubic"`` or ``"bilinear"``.
+        class_map: a class-map YAML for the ids of the ``label_type`` files (replaces the built-in table).
 
     Item names are ``"<city>/<city>_<seq>_<frame>"``.
 
@@ -55,6 +56,7 @@ class CityscapesDataset(SegmentationFiles):
         on_bad_sample: OnBadSample = "stop",
         images_root: str | Path | None = None,
         interpolation: str = "bicubic",
+        class_map: str | Path | None = None,
     ) -> None:
         root = Path(root)
         require_dir(root, "cityscapes", "root", "point --root at the folder holding leftImg8bit/ and gtFine/")
@@ -89,5 +91,6 @@ class CityscapesDataset(SegmentationFiles):
             interpolation=interpolation,
             excluded=problems,
             dataset="cityscapes",
+            class_map=class_map,
         )
         self.root, self.split, self.label_type = root, split, label_type

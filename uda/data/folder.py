@@ -1,8 +1,9 @@
 """A custom layout: an image folder, a label folder, a filename mapping and a label map file.
 
 This is the documented path for a user's own data (see docs/datasets.md). Image ``<images>/<rel>/<stem><image_suffix>``
-pairs with label ``<labels>/<rel>/<stem><label_suffix>``; the label map (YAML or JSON, ``id: trainId``) says
-what each stored id means. Without a map, labels must already be trainIds (0..18, 255).
+pairs with label ``<labels>/<rel>/<stem><label_suffix>``; the label map (YAML or JSON, ``id: trainId``) or a class
+map (``classes:`` + ``ids:``, see `uda.data.class_map`) says what each stored id means. Without one, labels must
+already be trainIds (0..18, 255).
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ from ..labels import IGNORE_INDEX, NUM_CLASSES
 from ._base import OnBadSample, Sample, SegmentationFiles, require_dir, resolve_images_root
 from ._decode import LabelMap
 from .cityscapes import TRAIN_IDS
+from .class_map import ClassMap, is_class_map, load_class_map
 
 
-def load_label_map(path: str | Path) -> LabelMap:
+def load_label_map(path: str | Path) -> LabelMap | ClassMap:
     """Read a label map file: a YAML/JSON mapping ``{stored id: trainId}`` (trainId 0..18 or 255 = ignore).
 
-    Ids not listed are unknown: a label containing them raises instead of being silently mapped.
+    Ids not listed are unknown: a label containing them raises instead of being silently mapped. A file with an
+    ``ids:`` key is a class map instead (``classes:`` + ``ids:``, see `uda.data.class_map.load_class_map`).
 
     Args:
         path: ``.yaml``/``.yml``/``.json`` file; a top-level ``mapping:`` key is also accepted.
 
     Returns:
-        The `LabelMap`.
+        The `LabelMap`, or the `ClassMap` of a class-map file.
 
     Example:
         >>> # map.yaml:  {0: 255, 1: 0, 2: 13}   (0 = unlabelled, 1 = road, 2 = car)
@@ -41,6 +44,8 @@ def load_label_map(path: str | Path) -> LabelMap:
         data = json.loads(path.read_text()) if path.suffix == ".json" else load_yaml(path)
     except Exception as e:  # any parse error is a user error here
         raise DataError(f"label map {path}: cannot parse ({e}); write a YAML/JSON mapping of id: trainId") from e
+    if is_class_map(data):
+        return load_class_map(path)
     if isinstance(data, dict) and "mapping" in data and isinstance(data["mapping"], dict):
         data = data["mapping"]
     if not isinstance(data, dict) or not data:
@@ -69,12 +74,13 @@ class FolderDataset(SegmentationFiles):
         labels_dir: label folder; ``None`` for an unlabelled folder.
         image_suffix: the image file ending, e.g. ``".jpg"`` or ``"_leftImg8bit.png"``.
         label_suffix: the label file ending that replaces it, e.g. ``"_gtFine_labelIds.png"``.
-        label_map: YAML/JSON file ``id: trainId``; ``None`` if labels already hold trainIds.
+        label_map: YAML/JSON file ``id: trainId`` (or a class map); ``None`` if labels already hold trainIds.
         label_channel: channel of the id in multi-channel labels (``None``: single-channel/palettized).
         labels: read labels.
         on_bad_sample: ``"stop"`` or ``"skip"``.
         images_root: read images from this folder instead.
         interpolation: ``"bicubic"`` or ``"bilinear"``.
+        class_map: a class-map YAML (``classes:`` and ``ids:``); instead of ``label_map``.
 
     Example:
         >>> import uda
@@ -98,16 +104,23 @@ class FolderDataset(SegmentationFiles):
         on_bad_sample: OnBadSample = "stop",
         images_root: str | Path | None = None,
         interpolation: str = "bicubic",
+        class_map: str | Path | None = None,
     ) -> None:
         root = Path(root)
         require_dir(root, "folder", "root", "point --root at your dataset folder")
+        if label_map is not None and class_map is not None:
+            raise DataError("folder: give either label_map (id: trainId) or class_map, not both")
+        cmap: ClassMap | None = load_class_map(class_map) if class_map is not None else None
+        lmap_file: LabelMap | ClassMap | None = load_label_map(label_map) if label_map is not None else None
+        if isinstance(lmap_file, ClassMap):  # a class map given as label_map
+            cmap, lmap_file = lmap_file, None
         img_dir = root / images.format(split=split)
         require_dir(img_dir, "folder", "image folder", "set the 'images' option to your image folder")
         labels = labels and labels_dir is not None
         lbl_dir = root / labels_dir.format(split=split) if labels and labels_dir is not None else None
         if lbl_dir is not None:
             require_dir(lbl_dir, "folder", "label folder", "set 'labels_dir' (or labels=False for unlabelled data)")
-        lmap = (load_label_map(label_map) if label_map is not None else TRAIN_IDS) if labels else None
+        lmap = (lmap_file or TRAIN_IDS) if labels else None
         samples, problems = [], []
         for img in sorted(img_dir.rglob(f"*{image_suffix}")):
             rel = img.relative_to(img_dir).as_posix()
@@ -129,5 +142,6 @@ class FolderDataset(SegmentationFiles):
             interpolation=interpolation,
             excluded=problems,
             dataset="folder",
+            class_map=cmap,
         )
         self.root, self.split = root, split

@@ -67,6 +67,7 @@ class FlatPairDataset(SegmentationFiles):
         on_bad_sample: OnBadSample = "stop",
         images_root: str | Path | None = None,
         interpolation: str = "bicubic",
+        class_map: str | Path | None = None,
     ) -> None:
         root, name = Path(root), self.dataset_name
         require_dir(root, name, "root", self.root_hint)
@@ -87,6 +88,7 @@ class FlatPairDataset(SegmentationFiles):
             interpolation=interpolation,
             excluded=problems,
             dataset=name,
+            class_map=class_map,
         )
         self.root, self.split = root, split
 
@@ -103,6 +105,7 @@ class GTA5Dataset(FlatPairDataset):
         on_bad_sample: ``"stop"`` or ``"skip"`` (missing pairs, corrupt files, unknown label ids).
         images_root: read images from this folder instead (e.g. a translated cache); labels stay under ``root``.
         interpolation: ``"bicubic"`` (default, as the originals) or ``"bilinear"``.
+        class_map: a class-map YAML for the stored label ids (replaces the Cityscapes table).
 
     Example:
         >>> import uda

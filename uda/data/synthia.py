@@ -28,6 +28,7 @@ class SynthiaDataset(FlatPairDataset):
         on_bad_sample: ``"stop"`` or ``"skip"``.
         images_root: read images from this folder instead (a translated cache).
         interpolation: ``"bicubic"`` or ``"bilinear"``.
+        class_map: a class-map YAML for the SYNTHIA ids of channel 0 (replaces the SYNTHIA table).
 
     Example:
         >>> import uda

@@ -372,5 +372,8 @@ class Report(Callback):
         if isinstance(tr.last_eval, dict):
             tr.last_eval["method"] = tr.cfg.recipe.name  # the row label of the reports
         atomic_write_json(tr.out_dir / "final.json", tr.last_eval)
-        src = tr.cfg.data.source.name
-        write_report(tr.last_eval, tr.out_dir, setup=src if src in ("gta5", "synthia") else None)
+        src, val = tr.cfg.data.source.name, tr.cfg.data.val.name
+        # the published rows of the run's setting: GTA5/SYNTHIA -> Cityscapes, Cityscapes -> ACDC / Dark Zurich
+        setup = src if src in ("gta5", "synthia") else val if (src, val) in (("cityscapes", "acdc"),
+                                                                            ("cityscapes", "darkzurich")) else None
+        write_report(tr.last_eval, tr.out_dir, setup=setup)

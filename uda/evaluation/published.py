@@ -1,20 +1,24 @@
 """Published per-class IoU (%) on Cityscapes val, DeepLab-v2 ResNet-101, kept as data
 (Table I of the MLFA paper (Zhang, Zhao & Zhang, Tongji University) for GTA5→Cityscapes, Table II for SYNTHIA→Cityscapes),
 plus the mIoU that DACS (Tranheden et al., WACV 2021) and DAFormer (Hoyer et al., CVPR 2022; MiT-B5, not
-DeepLab-v2) report.
+DeepLab-v2) report; and the published mIoU of Cityscapes→ACDC and Cityscapes→Dark Zurich, which are TEST-SERVER
+numbers (the ACDC and Dark Zurich test labels are not public): `PUBLISHED_SPLIT` says which split each setup's
+rows were measured on.
 
 Example:
     >>> PUBLISHED["gta5"]["MLFA"]["miou"]
     45.9
     >>> len(PUBLISHED["synthia"]["MLFA"]["per_class"])
     16
+    >>> PUBLISHED["acdc"]["HRDA (test)"]["miou"], PUBLISHED_SPLIT["acdc"]
+    (68.0, 'ACDC test (evaluation server)')
 """
 
 from __future__ import annotations
 
 from ..labels import CITYSCAPES_CLASSES, SYNTHIA_16
 
-__all__ = ["PUBLISHED", "SETUP_CLASSES", "SETUP_PROTOCOL"]
+__all__ = ["PUBLISHED", "PUBLISHED_SPLIT", "SETUP_CLASSES", "SETUP_DATASET", "SETUP_PROTOCOL"]
 
 
 def _row(values: list[float], classes: tuple[int, ...], miou: float) -> dict:
@@ -28,10 +32,19 @@ def _miou_row(classes: tuple[int, ...], miou: float) -> dict:
 
 _ALL = tuple(range(19))
 
-SETUP_CLASSES: dict[str, tuple[int, ...]] = {"gta5": _ALL, "synthia": SYNTHIA_16}
-"""The trainIds shown in each setup's table (Table I: 19 classes, Table II: 16)."""
+SETUP_CLASSES: dict[str, tuple[int, ...]] = {"gta5": _ALL, "synthia": SYNTHIA_16, "acdc": _ALL, "darkzurich": _ALL}
+"""The trainIds shown in each setup's table (Table I: 19 classes, Table II: 16; ACDC, Dark Zurich: 19)."""
 
-SETUP_PROTOCOL: dict[str, str] = {"gta5": "19", "synthia": "16"}
+SETUP_PROTOCOL: dict[str, str] = {"gta5": "19", "synthia": "16", "acdc": "19", "darkzurich": "19"}
+
+SETUP_DATASET: dict[str, str] = {"gta5": "cityscapes", "synthia": "cityscapes", "acdc": "acdc",
+                                 "darkzurich": "darkzurich"}
+"""The evaluation data set a result must come from for the setup's published rows to be shown beside it."""
+
+PUBLISHED_SPLIT: dict[str, str] = {"gta5": "Cityscapes val", "synthia": "Cityscapes val",
+                                   "acdc": "ACDC test (evaluation server)",
+                                   "darkzurich": "Dark Zurich test (evaluation server)"}
+"""Where each setup's published rows were measured."""
 
 # fmt: off
 PUBLISHED: dict[str, dict[str, dict]] = {
@@ -63,6 +76,24 @@ PUBLISHED: dict[str, dict[str, dict]] = {
         "MIC": _miou_row(SYNTHIA_16, 67.3),
         # VFM-UDA++ with a ViT-B encoder (the release's model table; no ViT-L SYNTHIA row is published).
         "VFM-UDA++ (ViT-B)": _miou_row(SYNTHIA_16, 69.7),
+    },
+    # Cityscapes -> ACDC, ACDC test server ("(test)" in the row names). DAFormer and HRDA: the HRDA README's comparison table (HRDA's ACDC and
+    # Dark Zurich rows were obtained after its ECCV paper); MIC (on HRDA): Hoyer et al., CVPR 2023, Table 2;
+    # CoDA: Gong et al., ECCV 2024 (its README); Rein (DINOv2-L + Mask2Former, Wei et al., CVPR 2024): domain
+    # generalization, trained on Cityscapes only, never seeing ACDC.
+    "acdc": {
+        "DAFormer (test)": _miou_row(_ALL, 55.4),
+        "HRDA (test)": _miou_row(_ALL, 68.0),
+        "MIC (test)": _miou_row(_ALL, 70.4),
+        "CoDA (test)": _miou_row(_ALL, 72.6),
+        "Rein, DINOv2-L, DG (test)": _miou_row(_ALL, 77.6),
+    },
+    # Cityscapes -> Dark Zurich, Dark Zurich test server (CodaLab); same sources.
+    "darkzurich": {
+        "DAFormer (test)": _miou_row(_ALL, 53.8),
+        "HRDA (test)": _miou_row(_ALL, 55.9),
+        "MIC (test)": _miou_row(_ALL, 60.2),
+        "CoDA (test)": _miou_row(_ALL, 61.2),
     },
 }
 # fmt: on

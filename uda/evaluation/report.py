@@ -25,7 +25,7 @@ from .._errors import UdaError
 from .._io import atomic_write_bytes, atomic_write_text
 from ..labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from .metrics import ConfusionMatrix, class_names
-from .published import PUBLISHED, SETUP_CLASSES, SETUP_PROTOCOL
+from .published import PUBLISHED, PUBLISHED_SPLIT, SETUP_CLASSES, SETUP_DATASET, SETUP_PROTOCOL
 
 __all__ = ["ABBREVIATIONS", "format_table", "table_rows", "write_report"]
 
@@ -46,7 +46,11 @@ def _setup(setup: str | None) -> str | None:
         return "gta5"
     if s.startswith("synthia"):
         return "synthia"
-    raise UdaError(f"unknown report setup '{setup}'; use gta5, synthia or none")
+    if s.startswith("acdc") or s.startswith("cityscapes_acdc"):
+        return "acdc"
+    if s.replace(" ", "").replace("_", "").startswith(("darkzurich", "cityscapesdarkzurich")):
+        return "darkzurich"
+    raise UdaError(f"unknown report setup '{setup}'; use gta5, synthia, acdc, darkzurich or none")
 
 
 def row_name(result: dict[str, Any], name: str | None = None) -> str:
@@ -58,7 +62,11 @@ def row_name(result: dict[str, Any], name: str | None = None) -> str:
 def shows_published(result: dict[str, Any], setup: str | None) -> bool:
     """Whether the published rows belong beside this result: a paper ``setup`` and a Cityscapes evaluation set
     (results without a ``dataset`` entry are taken to be Cityscapes, as before)."""
-    return _setup(setup) is not None and str(result.get("dataset", "Cityscapes")).lower().startswith("cityscapes")
+    s = _setup(setup)
+    if s is None:
+        return False
+    data = str(result.get("dataset", "Cityscapes")).lower().replace(" ", "").replace("_", "")
+    return data.startswith(SETUP_DATASET[s])
 
 
 def table_rows(result: dict[str, Any], *, setup: str | None = None, name: str | None = None):
@@ -130,7 +138,9 @@ def _markdown(result: dict[str, Any], setup: str | None, name: str | None) -> st
     classes, rows = table_rows(result, setup=setup, name=name)
     heads = [ABBREVIATIONS.get(c, c) for c in classes]
     title = {"gta5": "GTA5 → Cityscapes (Table I layout, 19 classes)",
-             "synthia": "SYNTHIA → Cityscapes (Table II layout, 16 classes)"}.get(_setup(setup) or "", "Per-class IoU")  # fmt: skip
+             "synthia": "SYNTHIA → Cityscapes (Table II layout, 16 classes)",
+             "acdc": "Cityscapes → ACDC (19 classes)",
+             "darkzurich": "Cityscapes → Dark Zurich (19 classes)"}.get(_setup(setup) or "", "Per-class IoU")  # fmt: skip
     out = [f"### {title}", "", "| method | " + " | ".join(heads) + f" | {_miou_label(result, setup)} |"]
     out.append("|---|" + "---:|" * (len(heads) + 1))
     for method, values, miou in rows:
@@ -138,7 +148,12 @@ def _markdown(result: dict[str, Any], setup: str | None, name: str | None) -> st
         out.append(f"| {method} | " + " | ".join(cells) + " |")
     out.append("")
     extra = ", ".join(f"{k} = {_fmt(result[k])}" for k in ("miou19", "miou16", "miou13") if k in result)
-    published = " Published rows: DeepLab-v2 ResNet-101 (MLFA paper), Cityscapes val." if setup is not None else ""
+    published = ""
+    if setup is not None and _setup(setup) in ("gta5", "synthia"):
+        published = " Published rows: DeepLab-v2 ResNet-101 (MLFA paper), Cityscapes val."
+    elif setup is not None:  # test-server numbers next to a val (or other) evaluation: say so
+        published = (f" Published rows: mIoU only, measured on {PUBLISHED_SPLIT[_setup(setup)]}, not on the split "
+                     "scored here.")
     out.append(
         f"IoU in %, {result.get('dataset', 'evaluation set')}, {result.get('num_images', '?')} images, "
         f"protocol {result.get('protocol')}" + (f" ({extra})" if extra else "") + "."

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from ._errors import ConfigError
 from .types import SegOutput
 
 Size = tuple[int, int]
+#: A recipe's term specs: ``{name: {"kind": KIND, **options}}``.
+TermSpecs = dict[str, dict[str, Any]]
 Losses = dict[str, torch.Tensor]
 #: ``(output, label, pixel weight or None) -> {part: loss}``: the recipe's pixel loss ("" = the main part).
 PixelLoss = Callable[[SegOutput, torch.Tensor, "torch.Tensor | None"], Losses]
@@ -72,8 +76,8 @@ class SegStep:
         >>> from uda.types import SegOutput
         >>> calls = []
         >>> step = SegStep(SegOutput(torch.zeros(1, 2, 4, 4)), target_fn=lambda: calls.append(1) or "out_t")
-        >>> calls, step.target, step.target, calls
-        ([], 'out_t', 'out_t', [1])
+        >>> step.has_target, step.target, step.target, len(calls)  # computed once, on first access
+        (False, 'out_t', 'out_t', 1)
     """
 
     def __init__(self, source: SegOutput, target: SegOutput | None = None, source_size: Size | None = None,
@@ -165,6 +169,42 @@ class Term(nn.Module):
         return {}
 
 
+def normalize_terms(terms: Any, where: str = "recipe.terms") -> TermSpecs:
+    """Term specs as the canonical mapping ``{name: {"kind": KIND, **options}}`` (a list of
+    ``{"name": NAME, "kind": KIND, ...}`` is accepted too; ``name: null`` removes nothing and is dropped).
+
+    Example:
+        >>> normalize_terms([{"name": "ent", "kind": "minent"}])
+        {'ent': {'kind': 'minent'}}
+    """
+    if terms is None:
+        return {}
+    if isinstance(terms, list | tuple):
+        out: TermSpecs = {}
+        for i, spec in enumerate(terms):
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) \
+                    or not isinstance(spec.get("kind"), str):
+                raise ConfigError(f"{where}[{i}]: give a 'name' and a 'kind' (a registered term or aligner), e.g. "
+                                  "{name: feature, kind: multilevel, levels: [layer3]}")
+            spec = dict(spec)
+            name = spec.pop("name")
+            if name in out:
+                raise ConfigError(f"{where}: the term name {name!r} is given twice; give each term its own name")
+            out[name] = spec
+        return out
+    if not isinstance(terms, dict):
+        raise ConfigError(f"{where}: expected a mapping name: {{kind: KIND, ...}} or a list, got {terms!r}")
+    out = {}
+    for name, spec in terms.items():
+        if spec is None:  # `--set recipe.terms.mix=null` removes a term
+            continue
+        if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+            raise ConfigError(f"{where}.{name}: give its 'kind' (a registered term or aligner), e.g. "
+                              f"{{kind: minent}}")
+        out[str(name)] = {k: v for k, v in spec.items() if k != "name"}
+    return out
+
+
 def term_loss_name(term: str, loss: str, many: bool) -> str:
     """The logged name of a term's loss: ``<term>_<loss>`` when the recipe has several terms, unless the loss
     already carries the term's name (``mix``, ``mix_detail`` of the term ``mix``).
@@ -178,5 +218,6 @@ def term_loss_name(term: str, loss: str, many: bool) -> str:
     return f"{term}_{loss}"
 
 
-__all__ = ["Losses", "PixelLoss", "PseudoLabels", "SegStep", "Size", "Term", "term_loss_name"]
+__all__ = ["Losses", "PixelLoss", "PseudoLabels", "SegStep", "Size", "Term", "TermSpecs", "normalize_terms",
+           "term_loss_name"]
 

@@ -11,9 +11,8 @@ from PIL import Image
 
 import uda
 from uda import DataError
-from uda.data import check_dataset, write_synthetic
+from uda.data import check_dataset, render_condition, write_synthetic
 from uda.data._write import _LAYOUT_OFFSET, _SPLIT_OFFSET
-from uda.data.synthetic import render_condition
 from uda.labels import CITYSCAPES_ID_TO_TRAINID, MAPILLARY_ID_TO_TRAINID, labelid_to_trainid_lut
 
 from .conftest import all_ids, save_palettized, save_rgb, truncate

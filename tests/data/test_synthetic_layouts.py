@@ -10,7 +10,8 @@ from PIL import Image
 
 from uda import DataError
 from uda.data import write_synthetic
-from uda.data.synthetic import CONDITIONS, render_condition, render_scene
+from uda.data._weather import CONDITIONS, render_condition
+from uda.data.synthetic import render_scene
 from uda.labels import MAPILLARY_ID_TO_TRAINID, labelid_to_trainid_lut
 
 SIZE = (48, 27)

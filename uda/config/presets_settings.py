@@ -21,7 +21,7 @@ See docs/settings/acdc.md and docs/settings/darkzurich.md.
 Example:
     >>> from uda.config import get_builtin
     >>> cfg = get_builtin("hrda_cityscapes_acdc")
-    >>> cfg.data.target.size, cfg.recipe.pseudo_margins, cfg.eval.mode, cfg.eval.size
+    >>> cfg.data.target.size, cfg.recipe.terms["mix"]["pseudo_margins"], cfg.eval.mode, cfg.eval.size
     ('1920x1080', [0, 0, 0, 0], 'slide', '1920x1080')
 """
 
@@ -40,13 +40,15 @@ SETTINGS_RECIPES = ("source_only", "daformer", "hrda", "mic")
 # HRDA/MIC's high-resolution data: Cityscapes at 2048x1024, the target at its native 1920x1080, sliding 1024x1024
 # windows (stride 512, from the GTA5 preset) over the whole 1920x1080 validation image; no pseudo-label margins.
 _HR = ["data.source.size=2048x1024", "data.target.size=1920x1080", "eval.mode=slide", "eval.size=1920x1080",
-       "recipe.pseudo_margins=[0,0,0,0]"]
+       "recipe.terms.mix.pseudo_margins=[0,0,0,0]"]
+# MIC's `mask_mode='separate'` on these targets: the masked image is the target image without colour augmentation
+_MIC = [*_HR, "recipe.terms.mic.augmentation=false"]
 
 #: Per setting and recipe: the dotted ``KEY=VALUE`` changes on top of the composed preset (the recipe-specific
 #: part of the original configs; the data sets and evaluation size come from the setting's setup).
 SETTING_OVERRIDES: dict[str, dict[str, list[str]]] = {
-    "cityscapes_acdc": {"source_only": [], "daformer": [], "hrda": list(_HR), "mic": list(_HR)},
-    "cityscapes_darkzurich": {"source_only": [], "daformer": [], "hrda": list(_HR), "mic": list(_HR)},
+    "cityscapes_acdc": {"source_only": [], "daformer": [], "hrda": list(_HR), "mic": list(_MIC)},
+    "cityscapes_darkzurich": {"source_only": [], "daformer": [], "hrda": list(_HR), "mic": list(_MIC)},
     # the stand-ins keep the *_synthetic presets' sizes and schedules (tuned to the tiny models)
     "acdc_synthetic": {r: [] for r in SETTINGS_RECIPES},
     "darkzurich_synthetic": {r: [] for r in SETTINGS_RECIPES},

@@ -13,6 +13,7 @@ Example:
 
 from ._base import Sample, SegmentationFiles
 from ._decode import LabelMap
+from ._weather import apply_condition, render_condition
 from ._write import write_condition_layout, write_synthetic
 from .acdc import ACDCDataset
 from .augmentation import NoAugmentation, StandardAugmentation
@@ -25,7 +26,7 @@ from .folder import FolderDataset, load_label_map
 from .gta5 import GTA5Dataset
 from .loader import InfiniteLoader, build_dataset
 from .mapillary import MapillaryDataset
-from .synthetic import SyntheticDataset, apply_condition, render_condition, render_scene
+from .synthetic import SyntheticDataset, render_scene
 from .synthia import SynthiaDataset
 
 __all__ = [

@@ -23,7 +23,8 @@ from ..labels import (
     palette_array,
     trainid_to_labelid_lut,
 )
-from .synthetic import DOMAINS, VAL_OFFSET, render_condition, render_scene
+from ._weather import render_condition
+from .synthetic import DOMAINS, VAL_OFFSET, render_scene
 
 LAYOUTS = ("gta5", "synthia", "cityscapes", "acdc", "darkzurich", "bdd100k", "mapillary")
 ACDC_CONDITIONS = ("fog", "night", "rain", "snow")
@@ -257,7 +258,7 @@ def write_condition_layout(
     Layouts (``<stem>`` is ``<seq>_frame_<NNNNNN>`` for ACDC/Dark Zurich, as in the originals):
 
     * ``acdc``: ``rgb_anon/<cond>/<split>/<seq>/<stem>_rgb_anon.png`` for each condition (fog/night/rain/snow
-      painted by [`apply_condition`][uda.data.synthetic.apply_condition]) and split (train/val/test);
+      painted by [`apply_condition`][uda.data._weather.apply_condition]) and split (train/val/test);
       ``gt/<cond>/<split>/<seq>/<stem>_gt_labelTrainIds.png`` and ``_gt_labelIds.png`` for train/val only;
       with ``ref``, ``rgb_anon/<cond>/<split>_ref/<seq>/<stem>_rgb_ref_anon.png`` (the same scene, clear).
     * ``darkzurich``: ``rgb_anon/train/<time>/<seq>/<stem>_rgb_anon.png`` for each time of day

@@ -38,6 +38,7 @@ from ..evaluation.inference import sliding_windows
 from ..types import LevelInfo, SegOutput
 from ._base import SegmentationModel
 from ._common import UdaSegmentationModel
+from ._hrda_views import ContextEncoder
 from .daformer import DAFormerHead, load_pretrained, param_groups_no_decay, split_checkpoint
 
 __all__ = ["HRDA", "HRDAOutput", "hrda", "hrda_mitb5", "hrda_tiny"]
@@ -290,35 +291,6 @@ class HRDA(UdaSegmentationModel):
             return None
         out |= {"base." + k: v for k, v in got[0].items()}
         return out, "hrda_release" if released else "mmseg_hrda", got[2]
-
-
-class ContextEncoder(nn.Module):
-    """An HRDA model's base network on the context view (the input downscaled by ``context_scale``).
-
-    The frozen network of the ImageNet feature distance: its features are those of the student's
-    low-resolution view, so the distance is computed on the LR features as in HRDA.
-
-    Args:
-        model: an [HRDA][uda.models.hrda.HRDA] model (its ``base`` and ``context_scale`` are used).
-
-    Example:
-        >>> import torch, uda
-        >>> m = uda.create("model", "hrda_tiny", num_classes=3)
-        >>> enc = m.feature_network()
-        >>> x = torch.rand(1, 3, 64, 64)
-        >>> enc(x).features["stage4"].shape == m(x).features["stage4"].shape
-        True
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.base, self.context_scale = model.base, float(model.context_scale)
-
-    def forward(self, x: torch.Tensor) -> SegOutput:
-        # the HRDA model's own order: normalize, then downscale (bit-identical context features)
-        lr = F.interpolate(self.base.normalizer(x), scale_factor=self.context_scale, mode="bilinear",
-                           align_corners=False)
-        return self.base.forward_normalized(lr)
 
 
 def _fit(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -26,47 +26,9 @@ from ..engine._optim import duplicated_backbone_params, split_no_decay
 from ..engine.checkpoint import translator_state_dict
 from ..losses import seg_ce
 from ..selftraining.hrda import multires_ce
-from ..term import SegStep, Term, term_loss_name
+from ..term import SegStep, Term, TermSpecs, normalize_terms, term_loss_name
 from ..types import LevelInfo, SegOutput
 from .task import Batch, Losses, Stage, TranslatorTask
-
-TermSpecs = dict[str, dict[str, Any]]
-
-
-def normalize_terms(terms: Any, where: str = "recipe.terms") -> TermSpecs:
-    """Term specs as the canonical mapping ``{name: {"kind": KIND, **options}}`` (a list of
-    ``{"name": NAME, "kind": KIND, ...}`` is accepted too; ``name: null`` removes nothing and is dropped).
-
-    Example:
-        >>> normalize_terms([{"name": "ent", "kind": "minent"}])
-        {'ent': {'kind': 'minent'}}
-    """
-    if terms is None:
-        return {}
-    if isinstance(terms, list | tuple):
-        out: TermSpecs = {}
-        for i, spec in enumerate(terms):
-            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) \
-                    or not isinstance(spec.get("kind"), str):
-                raise ConfigError(f"{where}[{i}]: give a 'name' and a 'kind' (a registered term or aligner), e.g. "
-                                  "{name: feature, kind: multilevel, levels: [layer3]}")
-            spec = dict(spec)
-            name = spec.pop("name")
-            if name in out:
-                raise ConfigError(f"{where}: the term name {name!r} is given twice; give each term its own name")
-            out[name] = spec
-        return out
-    if not isinstance(terms, dict):
-        raise ConfigError(f"{where}: expected a mapping name: {{kind: KIND, ...}} or a list, got {terms!r}")
-    out = {}
-    for name, spec in terms.items():
-        if spec is None:  # `--set recipe.terms.mix=null` removes a term
-            continue
-        if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
-            raise ConfigError(f"{where}.{name}: give its 'kind' (a registered term or aligner), e.g. "
-                              f"{{kind: minent}}")
-        out[str(name)] = {k: v for k, v in spec.items() if k != "name"}
-    return out
 
 
 @dataclass

@@ -92,7 +92,7 @@ class SelfTrainingTerm(Term):
         >>> src = {"image": torch.rand(2, 3, 32, 32), "label": torch.randint(0, 4, (2, 32, 32))}
         >>> losses, step = r.generator_losses(src, {"image": torch.rand(2, 3, 32, 32)})
         >>> sorted(losses), step.pseudo.label.shape, step.has_target
-        (['mix', 'seg', 'seg_aux'], torch.Size([2, 32, 32]), False)
+        (['mix', 'seg'], torch.Size([2, 32, 32]), False)
     """
 
     provides_pseudo_labels = True
@@ -168,7 +168,7 @@ class FeatureDistanceTerm(Term):
         >>> import torch, uda
         >>> from uda.recipes import Recipe, TermsConfig
         >>> model = uda.create("model", "deeplabv2_tiny", num_classes=19, width=4, multi_level=False)
-        >>> r = Recipe(TermsConfig(terms={"fd": {"kind": "feature_distance"}}), model, num_classes=19)
+        >>> r = Recipe(TermsConfig(terms={"fd": {"kind": "feature_distance"}}), model, num_classes=19).eval()
         >>> src = {"image": torch.rand(1, 3, 32, 32), "label": torch.full((1, 32, 32), 13)}
         >>> losses, _ = r.generator_losses(src, {"image": torch.rand(1, 3, 32, 32)})
         >>> losses["fd"].item()  # the student is still the network the frozen copy was taken of

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ._options import import_option
 from ._util import Size
 
 
@@ -19,8 +20,9 @@ def data_group() -> None:
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The dataset's folder.")
 @click.option("--split", default="train", show_default=True, help="Dataset split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@import_option
 @click.pass_context
-def check_cmd(ctx: click.Context, dataset: str, root: str, split: str, as_json: bool) -> None:
+def check_cmd(ctx: click.Context, dataset: str, root: str, split: str, as_json: bool, imports: tuple[str, ...]) -> None:
     """Count samples and class pixels of a dataset and list its problems by file.
 
     Problems: a missing pair, an unreadable/corrupt file, an image/label size mismatch,

@@ -20,10 +20,9 @@ from .._errors import CheckpointError, ConfigError
 from .._io import load_checkpoint
 from .._registry import create
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
-from ..engine._layer_decay import model_param_groups
-from ..engine._optim import duplicated_backbone_params, split_no_decay
-from ..engine.checkpoint import translator_state_dict
 from ..losses import seg_ce
+from ..models import duplicated_backbone_params, model_param_groups, split_no_decay
+from ..translators import translator_state_dict
 from ..types import LevelInfo, SegOutput
 from .task import Batch, Losses, SegStep, Stage, TranslatorTask
 

@@ -88,7 +88,8 @@ def autocast_context(amp: str | bool | None, device: torch.device) -> contextlib
     ``eval.amp`` alike.
 
     ``bf16`` runs ``torch.autocast`` on the device, CPU included (bfloat16 needs no loss scaling, so the same path
-    runs in CI on tiny models, though CPU bfloat16 matmuls are far slower than float32); ``fp16`` needs CUDA and,
+    runs in CI on tiny models; whether it is faster than float32 there depends on the CPU's native bfloat16 support,
+    see docs/training.md); ``fp16`` needs CUDA and,
     when training, its gradient scaler (Micikevicius et al., "Mixed Precision Training", ICLR 2018).
 
     Args:

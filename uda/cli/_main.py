@@ -63,7 +63,8 @@ def list_cmd(kind: str | None, pattern: str, as_json: bool, imports: tuple[str, 
 
     \b
     KIND is one of: model, translator, discriminator, aligner, loss, dataset,
-    augmentation, recipe, config, module.
+    augmentation, recipe, config, module, teacher, pseudo_label, mixing, sampler.
+    --import FILE.py|MODULE lists what your module registers, too.
 
     \b
     Examples:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -69,12 +70,13 @@ def normalize(spec: str, relative_to: str | Path | None = None) -> str:
     return str(path.resolve())
 
 
-def import_module(spec: str, *, what: str = "--import") -> ModuleType:
+def import_module(spec: str, *, what: str = "--import", fix: str = "check the path") -> ModuleType:
     """Import one user module: a ``.py`` file (once per process) or a dotted module name.
 
     Args:
         spec: a path to a ``.py`` file or a dotted module name.
-        what: where the spec came from, for the error message (``--import``, ``imports`` of a run...).
+        what: where the spec came from, for the error message (``--import``, ``imports:`` of a config...).
+        fix: what the message of a missing file tells the user to do.
 
     Returns:
         The imported module.
@@ -87,7 +89,7 @@ def import_module(spec: str, *, what: str = "--import") -> ModuleType:
     if not spec:
         raise ConfigError(f"{what}: an empty module name; pass a .py file or a dotted module name")
     if is_file_spec(spec):
-        return _import_file(Path(normalize(spec)), what)
+        return _import_file(Path(normalize(spec)), what, fix)
     if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", spec):
         raise ConfigError(f"{what} {spec!r}: neither a .py file nor a dotted module name such as my_package.terms")
     try:
@@ -103,13 +105,12 @@ def import_module(spec: str, *, what: str = "--import") -> ModuleType:
         raise UdaError(f"{what} {spec}: importing it failed: {type(e).__name__}: {e}") from e
 
 
-def _import_file(path: Path, what: str) -> ModuleType:
+def _import_file(path: Path, what: str, fix: str) -> ModuleType:
     key = str(path)
     if key in _FILES:
         return _FILES[key]
     if not path.is_file():
-        raise ConfigError(f"{what} {path}: no such file; restore it, or pass its new place "
-                          "(a run's recorded imports: --set 'imports=[NEW.py]')")
+        raise ConfigError(f"{what} {path}: no such file; {fix}")
     if path.suffix != ".py":
         raise ConfigError(f"{what} {path}: not a .py file; pass a Python file or a dotted module name")
     stem = re.sub(r"\W", "_", path.stem)
@@ -133,18 +134,20 @@ def _import_file(path: Path, what: str) -> ModuleType:
     return module
 
 
-def import_modules(specs: Iterable[str], *, what: str = "--import", relative_to: str | Path | None = None) -> list[str]:
+def import_modules(specs: Iterable[str], *, what: str = "--import", relative_to: str | Path | None = None,
+                   fix: str = "check the path") -> list[str]:
     """Import user modules in order; returns the specs as recorded (files as absolute paths, see `normalize`).
 
     Args:
         specs: paths to ``.py`` files or dotted module names.
         what: where they came from, for error messages.
         relative_to: the folder relative file paths start from (default: the working directory).
+        fix: what the message of a missing file tells the user to do.
     """
     out: list[str] = []
     for spec in specs:
         norm = normalize(spec, relative_to)
-        import_module(norm, what=what)
+        import_module(norm, what=what, fix=fix)
         if norm not in out:
             out.append(norm)
     return out
@@ -166,8 +169,6 @@ def load_plugins(*, force: bool = False) -> list[str]:
         UdaError: a plugin failed to load; the message names the plugin, its distribution and the exception.
     """
     global _PLUGINS_LOADED
-    import os
-
     if _PLUGINS_LOADED is not None and not force:
         return list(_PLUGINS_LOADED)
     if os.environ.get("UDA_NO_PLUGINS", "") not in ("", "0"):

@@ -169,6 +169,18 @@ def test_list_and_config_show_take_import_and_a_yaml_imports_relative_to_it(tmp_
     assert shown["imports"] == [str(user.resolve())] and shown["recipe"]["weight"] == 2.0
 
 
+def test_a_yaml_naming_a_missing_import_is_one_line_naming_the_yaml(tmp_path: Path) -> None:
+    (tmp_path / "exp.yaml").write_text("imports: [gone.py]\n_base_: minent_synthetic\n")
+    r = CliRunner().invoke(main, ["config", "show", str(tmp_path / "exp.yaml")])
+    assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'exp.yaml'}: imports: {tmp_path / 'gone.py'}: no such file; fix the path in that file "
+        "(relative paths start from its folder)"]
+    (tmp_path / "bad.yaml").write_text("imports: terms.py\n")
+    r = CliRunner().invoke(main, ["config", "show", str(tmp_path / "bad.yaml")])
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        f"error: {tmp_path / 'bad.yaml'}: imports: must be a list of .py paths or dotted module names, got 'terms.py'")
+
+
 def test_a_dotted_module_name(tmp_path: Path, monkeypatch) -> None:
     pkg = tmp_path / "site" / "userpkg"
     write_user_file(pkg, "modu", "parts.py")
@@ -196,8 +208,7 @@ def test_a_fresh_process_trains_then_evaluates_from_the_recorded_import_and_a_mo
     p = uda_proc("evaluate", run, "--json")
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip().splitlines() == [
-        f"error: imports: {user}: no such file; restore it, or pass its new place (a run's recorded imports: "
-        "--set 'imports=[NEW.py]')"]
+        f"error: imports: {user}: no such file; restore it, or give its new place with --set 'imports=[NEW.py]'"]
     p = uda_proc("evaluate", run, "--json", "--set", f"imports=[{moved}]")
     assert p.returncode == 0, p.stderr[-3000:]
     assert json.loads(p.stdout)["miou"] == miou
@@ -278,8 +289,7 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, monkeypatch, fres
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("{tmp}/nothere.py", "error: --import {tmp}/nothere.py: no such file; restore it, or pass its new place (a run's "
-                         "recorded imports: --set 'imports=[NEW.py]')"),
+    ("{tmp}/nothere.py", "error: --import {tmp}/nothere.py: no such file; check the path"),
     ("no_such_user_module", "error: --import no_such_user_module: no module of that name on sys.path; install it, "
                             "add its folder to PYTHONPATH or pass the path of its .py file"),
     ("{tmp}/boom.py", "error: --import {tmp}/boom.py: importing it failed: RuntimeError: boom"),

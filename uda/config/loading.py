@@ -126,7 +126,7 @@ def _resolve(ref: str | Path, chain: tuple[str, ...], relative_to: Path | None =
         raise ConfigError(f"{path}: the top level must be a mapping of config sections")
     own = raw.pop("imports", None)
     if own is not None:  # before the bases: a base may be a config the file's imports register
-        own = import_recorded(own, relative_to=path.parent)
+        own = import_recorded(own, relative_to=path.parent, where=str(path))
     base = raw.pop("_base_", None)
     bases = [] if base is None else base if isinstance(base, list) else [base]
     if (base is not None and not bases) or not all(isinstance(b, str | Path) and str(b) for b in bases):

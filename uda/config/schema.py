@@ -212,11 +212,20 @@ class ExperimentConfig(Checked):
         return ExperimentConfig.from_dict(data)
 
 
-def import_recorded(imports: Any, relative_to: Any = None) -> list[str]:
-    """Import a config's ``imports`` (a list of ``.py`` paths or dotted module names) and return them as recorded."""
+def import_recorded(imports: Any, relative_to: Any = None, where: str = "") -> list[str]:
+    """Import a config's ``imports`` (a list of ``.py`` paths or dotted module names) and return them as recorded.
+
+    Args:
+        imports: the list.
+        relative_to: the folder relative paths start from (a YAML file's; default: the working directory).
+        where: the file that lists them, for error messages.
+    """
+    what = f"{where}: imports:" if where else "imports:"
     if not isinstance(imports, list) or not all(isinstance(s, str) for s in imports):
-        raise ConfigError(f"imports: must be a list of .py paths or dotted module names, got {imports!r}")
-    return import_modules(imports, what="imports:", relative_to=relative_to)
+        raise ConfigError(f"{what} must be a list of .py paths or dotted module names, got {imports!r}")
+    fix = ("fix the path in that file (relative paths start from its folder)" if where else
+           "restore it, or give its new place with --set 'imports=[NEW.py]'")
+    return import_modules(imports, what=what, relative_to=relative_to, fix=fix)
 
 
 def _yaml_value(v: Any) -> str:

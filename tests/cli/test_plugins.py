@@ -300,8 +300,10 @@ def test_bad_imports_are_one_line_and_exit_2(tmp_path: Path, spec: str, message:
     (tmp_path / "notes.txt").write_text("x")
     spec, message = spec.format(tmp=tmp_path), message.format(tmp=tmp_path)
     for cmd in (["train", "minent_synthetic", "--out", tmp_path / "run"], ["evaluate", tmp_path],
-                ["config", "show", "minent_synthetic"]):
+                ["predict", tmp_path, tmp_path, "--out", tmp_path / "p"], ["translate", tmp_path, "--out", tmp_path / "t"],
+                ["config", "show", "minent_synthetic"], ["list", "recipe"],
+                ["data", "check", "--dataset", "gta5", "--root", tmp_path]):
         r = CliRunner().invoke(main, [*map(str, cmd), "--import", spec])
         assert r.exit_code == 2 and r.stderr.strip().splitlines() == [message], (cmd, r.stderr)
-    assert not (tmp_path / "run").exists()
+    assert not any((tmp_path / d).exists() for d in ("run", "p", "t"))
     assert "uda_user_boom" not in sys.modules  # a failed import leaves no half module behind

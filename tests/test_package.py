@@ -467,3 +467,11 @@ def test_no_shipped_module_exceeds_400_lines():
     sizes = {p.relative_to(root).as_posix(): len(p.read_text().splitlines()) for p in root.rglob("*.py")}
     assert {k: v for k, v in sizes.items() if v > 400} == {}
     assert sizes["engine/trainer.py"] <= 300
+
+
+def test_the_concepts_page_lists_every_kind() -> None:
+    """docs/concepts.md's kinds table has one row per kind of the registry, in the registry's order."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "concepts.md").read_text()
+    table = text[text.index("| kind | what it is | examples |"):].split("\n\n")[0]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:]]
+    assert rows == list(uda.KINDS)

@@ -64,11 +64,6 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of bytes."""
-    return hashlib.sha256(data).hexdigest()
-
-
 class _HashingWriter(io.RawIOBase):
     """A write-only file wrapper that feeds every byte written into a SHA-256 (no second copy in memory)."""
 

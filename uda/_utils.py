@@ -1,8 +1,9 @@
 """Small helpers shared across the package (one definition each): parsing a ``WxH`` size, freezing parameters,
-choosing a device, converting an image tensor to 8-bit."""
+choosing a device, its autocast context, converting an image tensor to 8-bit."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import numpy as np
@@ -77,3 +78,46 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
         [[[255, 255, 255], [255, 255, 255]]]
     """
     return (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_context(amp: str | bool | None, device: torch.device) -> contextlib.AbstractContextManager:
+    """The autocast context of a precision on ``device``: the training loop's ``trainer.amp`` and evaluation's
+    ``eval.amp`` alike.
+
+    ``bf16`` runs ``torch.autocast`` on the device, CPU included (bfloat16 needs no loss scaling, so the same path
+    runs in CI on tiny models; whether it is faster than float32 there depends on the CPU's native bfloat16 support,
+    see docs/training.md); ``fp16`` needs CUDA and,
+    when training, its gradient scaler (Micikevicius et al., "Mixed Precision Training", ICLR 2018).
+
+    Args:
+        amp: ``"none"``/``None``/``False`` (no autocast), ``"bf16"``, ``"fp16"``, or ``True``: the device's
+            half precision (``fp16`` on CUDA, ``bf16`` elsewhere; ``eval.amp``).
+        device: where the model runs.
+
+    Returns:
+        A reusable context manager (``contextlib.nullcontext`` without autocast).
+
+    Raises:
+        ConfigError: an unknown precision, or ``fp16`` on a device other than CUDA.
+
+    Example:
+        >>> with autocast_context("bf16", torch.device("cpu")):
+        ...     y = torch.nn.Linear(4, 2)(torch.ones(1, 4))
+        >>> y.dtype
+        torch.bfloat16
+    """
+    if amp is True:
+        amp = "fp16" if device.type == "cuda" else "bf16"
+    if amp in (None, False, "none"):
+        return contextlib.nullcontext()
+    if amp not in AMP_DTYPES:
+        raise ConfigError(f"trainer.amp='{amp}' is not one of none, bf16, fp16")
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=AMP_DTYPES[amp])
+    if amp == "fp16":
+        raise ConfigError(f"trainer.amp=fp16 needs a CUDA device (float16 with a gradient scaler), not '{device}'; "
+                          "use trainer.amp=bf16 on the CPU or --device cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -128,11 +128,6 @@ def trainid_to_labelid_lut() -> np.ndarray:
     return build_lut(TRAINID_TO_CITYSCAPES_ID, default=0)
 
 
-def synthia_to_trainid_lut() -> np.ndarray:
-    """65536-entry LUT mapping SYNTHIA ids (16-bit) to trainIds (others → 255)."""
-    return build_lut(SYNTHIA_ID_TO_TRAINID, size=65536)
-
-
 def palette_array() -> np.ndarray:
     """(256, 3) uint8 palette: the 19 class colours, black for everything else (255 = ignore)."""
     pal = np.zeros((256, 3), dtype=np.uint8)

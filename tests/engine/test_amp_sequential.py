@@ -8,8 +8,7 @@ import torch
 
 from uda._errors import ConfigError
 from uda.config import load_config
-from uda.engine import Trainer, train
-from uda.engine.amp import autocast_context
+from uda.engine import Trainer, autocast_context, train
 
 TINY = ["data.source.size=64x32", "data.target.size=64x32", "data.val.size=32x16", "eval.size=32x16",
         "data.source.options.num=4", "data.target.options.num=4", "data.val.options.num=1", "data.batch_size=1",

@@ -14,7 +14,7 @@ import uda.engine.checkpoint as ckpt_mod
 from uda._errors import CheckpointError, NonFiniteLossError, UdaError
 from uda._io import load_checkpoint
 from uda.engine import Trainer, TrainingInterrupted, load_latest_checkpoint, train
-from uda.engine.checkpoint import translator_state_dict
+from uda.translators import translator_state_dict
 
 
 def _losses(run):

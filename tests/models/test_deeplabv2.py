@@ -211,7 +211,7 @@ def test_faithful_duplicate_params_exact_counts(multi_level, heads):
 
 
 def test_faithful_duplicate_params_needs_the_deeplab_rule():
-    from uda.engine._optim import duplicated_backbone_params
+    from uda.models import duplicated_backbone_params
 
     with pytest.raises(uda.ConfigError, match="faithful_duplicate_params"):
         duplicated_backbone_params(torch.nn.Linear(2, 2))

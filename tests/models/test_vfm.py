@@ -12,9 +12,8 @@ import torch.nn.functional as F
 
 import uda
 from uda.config import OptimizerConfig
-from uda.engine._layer_decay import model_param_groups
 from uda.engine._optim import build_optimizer, build_scheduler
-from uda.models import load_weights, save_weights
+from uda.models import load_weights, model_param_groups, save_weights
 from uda.models.vfm import TINY_ENCODER, default_block_indices
 
 REG = "vit_small_patch14_reg4_dinov2"

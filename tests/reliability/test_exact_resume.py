@@ -94,7 +94,7 @@ def test_evaluation_and_loaders_leave_the_global_generator_alone(tmp_path: Path)
 
 
 def test_checkpoint_holds_the_translator_once_and_no_dead_pools(straight: Path, tmp_path: Path) -> None:
-    from uda.engine.checkpoint import translator_state_dict
+    from uda.translators import translator_state_dict
 
     last = load_checkpoint(straight / "checkpoints" / "last.pt")
     assert last["stage_name"] == "seg" and "translator" not in last

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ._options import import_option
 from ._util import Size
 
 
@@ -24,9 +25,10 @@ def data_group() -> None:
                    "are YAML scalars).")
 @click.option("--class-map", type=click.Path(), help="A class-map YAML for the stored label ids (docs/datasets.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@import_option
 @click.pass_context
 def check_cmd(ctx: click.Context, dataset: str, root: str, split: str, options: tuple[str, ...],
-              class_map: str | None, as_json: bool) -> None:
+              class_map: str | None, as_json: bool, imports: tuple[str, ...]) -> None:
     """Count samples and class pixels of a dataset and list its problems by file.
 
     Problems: a missing pair, an unreadable/corrupt file, an image/label size mismatch,

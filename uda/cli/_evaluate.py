@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._options import set_option
+from ._options import import_option, set_option
 from ._util import DatasetRoot, Device, dataset_overrides, load_model, quote, resolve_device, run_config
 
 SAVE_KINDS = ("trainid", "color", "overlay", "labelid")
@@ -42,6 +42,7 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
               help="Folder of the --target table [default: the run directory].")
 @click.option("--device", type=Device(), default="auto", show_default=True)
 @set_option
+@import_option
 def evaluate_cmd(
     checkpoint: str | None,
     predictions: str | None,
@@ -56,6 +57,7 @@ def evaluate_cmd(
     out_dir: str | None,
     device: str,
     overrides: tuple[str, ...],
+    imports: tuple[str, ...],
 ) -> None:
     """Evaluate a CHECKPOINT (or run directory), or a folder of --predictions, on a labelled split.
 
@@ -86,7 +88,8 @@ def evaluate_cmd(
         raise click.UsageError("--out is the folder of the --target table; without --target use --report DIR")
     if (checkpoint is None) == (predictions is None):
         raise click.UsageError("give either CHECKPOINT or --predictions DIR (exactly one)")
-    run_cfg = run_config(checkpoint) if checkpoint is not None else None
+    # A run's recorded imports are imported with its config; `--set imports=[...]` replaces them (a moved file).
+    run_cfg = run_config(checkpoint, _import_sets(overrides)) if checkpoint is not None else None
     sets = _val_overrides(run_cfg, dataset, root, split) + list(overrides)
     cfg = run_config(checkpoint, sets) if run_cfg is not None else None
     if cfg is None:
@@ -167,6 +170,11 @@ def _val_overrides(run_cfg: Any, dataset: str | None, root: str | None, split: s
     return out
 
 
+def _import_sets(overrides: tuple[str, ...] | list[str]) -> list[str]:
+    """The `--set imports=...` overrides among `overrides`."""
+    return [o for o in overrides if o.partition("=")[0].strip() == "imports"]
+
+
 def _default_config(overrides: list[str]) -> Any:
     from ..config import ExperimentConfig, apply_overrides
 
@@ -185,6 +193,7 @@ def _default_config(overrides: list[str]) -> Any:
 @click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
 @click.option("--device", type=Device(), default="auto", show_default=True)
 @set_option
+@import_option
 def predict_cmd(
     checkpoint: str,
     inputs: tuple[str, ...],
@@ -195,6 +204,7 @@ def predict_cmd(
     num_classes: int | None,
     device: str,
     overrides: tuple[str, ...],
+    imports: tuple[str, ...],
 ) -> None:
     """Segment images (files or folders) with a CHECKPOINT and write PNGs into --out.
 

@@ -17,7 +17,7 @@ from .._registry import KINDS, registry
 from ._app import UdaGroup
 from ._data import data_group
 from ._evaluate import SAVE_KINDS, evaluate_cmd, predict_cmd
-from ._options import set_option
+from ._options import import_option, set_option
 from ._translate import translate_cmd
 from ._util import DatasetRoot, Device, dataset_overrides, quote
 
@@ -40,7 +40,14 @@ def main(debug: bool) -> None:
         uda train mlfa_gta5_cityscapes --source gta5:/data/GTA5 --target cityscapes:/data/cityscapes
 
     User errors exit with code 2 and one line naming the problem and the fix.
+
+    \b
+    Your own components: `--import my_parts.py` on a command (a run records it), or
+    an installed package with an entry point in the group `uda.plugins` (loaded here).
     """
+    from ..plugins import load_plugins
+
+    load_plugins()
 
 
 # --------------------------------------------------------------------------------------------- list / config
@@ -50,12 +57,14 @@ def main(debug: bool) -> None:
 @click.argument("kind", required=False)
 @click.argument("pattern", required=False, default="*")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of names (kind/name without KIND).")
-def list_cmd(kind: str | None, pattern: str, as_json: bool) -> None:
+@import_option
+def list_cmd(kind: str | None, pattern: str, as_json: bool, imports: tuple[str, ...]) -> None:
     """List registered components, optionally of one KIND and matching a glob PATTERN.
 
     \b
     KIND is one of: model, translator, discriminator, aligner, loss, dataset,
-    augmentation, recipe, config, module.
+    augmentation, recipe, config, module, teacher, pseudo_label, mixing, sampler.
+    --import FILE.py|MODULE lists what your module registers, too.
 
     \b
     Examples:
@@ -92,7 +101,8 @@ def config_group() -> None:
 @config_group.command("show")
 @click.argument("name_or_yaml")
 @set_option
-def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
+@import_option
+def config_show(name_or_yaml: str, overrides: tuple[str, ...], imports: tuple[str, ...]) -> None:
     """Print the resolved experiment config NAME_OR_YAML as YAML.
 
     NAME_OR_YAML is a built-in config (`uda list config`) or a YAML file, which may start
@@ -104,7 +114,7 @@ def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
     """
     from ..config import load_config
 
-    click.echo(load_config(name_or_yaml, list(overrides)).to_yaml(), nl=False)
+    click.echo(load_config(name_or_yaml, list(overrides), imports=imports).to_yaml(), nl=False)
 
 
 # --------------------------------------------------------------------------------------------- train
@@ -124,6 +134,7 @@ def config_show(name_or_yaml: str, overrides: tuple[str, ...]) -> None:
                    "--set/--seed/... apply on top (each change is printed). NAME is then optional.")
 @click.option("--overwrite", is_flag=True,
               help="The run directory may hold another run: move it aside to <dir>.replaced-<UTC time> first.")
+@import_option
 def train_cmd(
     name_or_yaml: str | None,
     overrides: tuple[str, ...],
@@ -134,6 +145,7 @@ def train_cmd(
     seed: int | None,
     resume: bool,
     overwrite: bool,
+    imports: tuple[str, ...],
 ) -> None:
     """Train the experiment NAME_OR_YAML and print its final evaluation.
 
@@ -146,6 +158,7 @@ def train_cmd(
         uda train advent_gta5_cityscapes --source gta5:/data/GTA5 \\
             --target cityscapes:/data/cityscapes --set model.pretrained=/weights/DeepLab_resnet_pretrained_imagenet.pth
         uda train --resume --out runs/short --set trainer.max_iters=4000
+        uda train --import my_recipe.py my_recipe_synthetic   # see docs/cli.md, "Your own code"
     """
     from ..config import load_config
     from ..engine import train
@@ -163,13 +176,13 @@ def train_cmd(
     if name_or_yaml is None and not (resume and out):
         raise click.UsageError("give NAME_OR_YAML (a built-in config or a YAML file), or --resume --out RUN_DIR")
     if resume:
-        run_dir = Path(out) if out else Path("runs") / load_config(name_or_yaml).name
+        run_dir = Path(out) if out else Path("runs") / load_config(name_or_yaml, imports=imports).name
         prepare_run_dir(run_dir, resume=True)
-        cfg, changes = resume_config(run_dir, cli + list(overrides))
+        cfg, changes = resume_config(run_dir, cli + list(overrides), imports=imports)
         for line in changes:
             click.echo(f"resume: {line}", err=True)
     else:
-        cfg = load_config(name_or_yaml, cli + list(overrides))
+        cfg = load_config(name_or_yaml, cli + list(overrides), imports=imports)
         run_dir = Path(out) if out else Path("runs") / cfg.name
         # Refuse before any output. Under torchrun with several processes the Trainer checks once the group knows
         # whether it is an elastic restart (which continues its own run; a restart on another node counts too).

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from .._errors import UdaError
+from .._errors import CheckpointError, UdaError
+from ._options import import_option
 from ._util import Device, Size, resolve_device, run_config
 
 
@@ -47,6 +48,7 @@ class _RandomTargets:
 @click.option("--native-size", is_flag=True, help="Translate at the images' own size instead of the training size.")
 @click.option("--device", type=Device(), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the target images FDA pairs with.")
+@import_option
 def translate_cmd(
     run_dir_or_checkpoint: str,
     out: str,
@@ -57,6 +59,7 @@ def translate_cmd(
     native_size: bool,
     device: str,
     seed: int,
+    imports: tuple[str, ...],
 ) -> None:
     """Translate a source dataset with a run's translator (CycleGAN or FDA) into a cache folder.
 
@@ -79,7 +82,7 @@ def translate_cmd(
     cfg = None
     try:
         cfg = run_config(run_dir_or_checkpoint)
-    except UdaError:
+    except CheckpointError:
         cfg = None  # a bare translator file (save_translator): no run config
     if cfg is None and (dataset is None or root is None):
         raise UdaError(f"{run_dir_or_checkpoint}: holds no run config; pass --dataset NAME --root FOLDER")

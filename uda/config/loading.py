@@ -23,7 +23,7 @@ from .._errors import ConfigError
 from .._io import load_yaml
 from .._registry import registry
 from .convert import apply_overrides, merge, parse_scalar, to_dict
-from .schema import ExperimentConfig
+from .schema import ExperimentConfig, import_recorded
 
 
 def register_config(name: str):
@@ -48,7 +48,8 @@ def get_builtin(name: str) -> ExperimentConfig:
     return cfg
 
 
-def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
+                imports: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Resolve a built-in config name or a YAML file, then apply `KEY=VALUE` overrides.
 
     A YAML file may start from `_base_`: a built-in config name, a path to another YAML file (relative
@@ -60,6 +61,8 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     Args:
         name_or_path: a built-in config name (`uda list config`) or a `.yaml`/`.yml` path.
         overrides: dotted `KEY=VALUE` strings applied last, e.g. `trainer.max_iters=100`.
+        imports: user modules (`.py` paths or dotted names, `uda.plugins`) imported first, so that
+            `name_or_path` and the config may name what they register; added to the config's `imports`.
 
     Returns:
         The validated `ExperimentConfig`.
@@ -71,20 +74,24 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         >>> load_config("mlfa_synthetic", ["recipe.name=source_only"]).recipe.name
         'source_only'
     """
+    imports = import_recorded(list(imports))
     data, complete = _resolve(name_or_path, ())
     if not complete:  # a YAML chain without a built-in: start from the schema's defaults
         named = "name" in data
         data = _merge_layer(ExperimentConfig().to_dict(), data)
         if not named:
             data["name"] = Path(str(name_or_path)).stem
-    return load_config_dict(data, overrides)
+    return load_config_dict(data, overrides, imports=imports)
 
 
-def load_config_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+def load_config_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), *,
+                     imports: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Validate a plain config dict (e.g. a run's saved `config.yaml`) with `KEY=VALUE` overrides on top.
 
     An override of `recipe.name` to another recipe keeps the values the config chose for the old recipe where
-    the new one has the same option (`recipe.terms` among them) and starts the rest from its defaults.
+    the new one has the same option (`recipe.terms` among them) and starts the rest from its defaults. `imports`
+    (user modules, `uda.plugins`) are imported first and added to the config's own `imports`, which are imported
+    next.
 
     Example:
         >>> data = load_config("advent_synthetic").to_dict()
@@ -93,6 +100,9 @@ def load_config_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...
     """
     data = copy.deepcopy(data)
     overrides = list(overrides)
+    if imports:
+        imports = import_recorded(list(imports))
+        data["imports"] = _union(data.get("imports"), imports)
     for item in overrides:
         key, _, value = item.partition("=")
         if key.strip() == "recipe.name":
@@ -119,6 +129,9 @@ def _resolve(ref: str | Path, chain: tuple[str, ...], relative_to: Path | None =
     raw = load_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of config sections")
+    own = raw.pop("imports", None)
+    if own is not None:  # before the bases: a base may be a config the file's imports register
+        own = import_recorded(own, relative_to=path.parent, where=str(path))
     base = raw.pop("_base_", None)
     bases = [] if base is None else base if isinstance(base, list) else [base]
     if (base is not None and not bases) or not all(isinstance(b, str | Path) and str(b) for b in bases):
@@ -130,7 +143,17 @@ def _resolve(ref: str | Path, chain: tuple[str, ...], relative_to: Path | None =
         layer, full = _resolve(b, (*chain, key), path.parent)
         data = layer if full else _merge_layer(data, layer)
         complete = complete or full
-    return _merge_layer(data, raw), complete
+    merged = _merge_layer(data, raw)
+    if own is not None:  # a file's imports (relative paths start from its folder) add to its bases'
+        merged["imports"] = _union(data.get("imports"), own)
+    return merged, complete
+
+
+def _union(first: Any, second: list[str]) -> Any:
+    """`first` (a config's `imports`) followed by the entries of `second` it lacks."""
+    if not isinstance(first, list):
+        return second if first is None else first  # a malformed `first` is refused by the schema
+    return first + [s for s in second if s not in first]
 
 
 def _merge_layer(data: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:

@@ -180,7 +180,7 @@ def _tiny_self_training(cfg: ExperimentConfig, daformer: bool) -> None:
         cfg.optim.generator = OptimizerConfig(
             name="adamw", lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01, head_lr_mult=10.0, schedule="poly",
             power=1.0, total_iters=None, warmup_iters=50, warmup_ratio=1e-6, no_decay_keys=["norm", "pos_block"])
-        cfg.trainer.max_iters = 800  # tuned (seed 0, old teacher): 400 it at 6e-4 → 26.3, 600 at 1e-3 → 29.3, this → 31.7
+        cfg.trainer.max_iters = 800  # how it was chosen: docs/benchmarks.md, "Tuning history of the synthetic presets"
         rc.terms["mix"]["alpha"] = 0.99
         del rc.terms["fd"]  # no ImageNet init to stay close to on random weights
         rc.rcs = False
@@ -244,8 +244,7 @@ def _tiny_vfm_uda(cfg: ExperimentConfig) -> None:
     rc = cfg.recipe
     rc.crop, rc.rcs, rc.terms["mix"]["alpha"] = None, False, 0.99
     rc.rcs_min_pixels = 30
-    # no frozen foundation model to stay close to on random weights (seed 0, running-statistics teacher: with the
-    # feature distance 22.71, without 24.51; now 29.87, without masking 30.9; source only 22.03; docs/recipes/vfm_uda.md)
+    # no frozen foundation model to stay close to on random weights (runs: docs/benchmarks.md, "Tuning history")
     del rc.terms["fd"]
     cfg.model = ModelConfig(name="vfm_tiny", num_classes=19, pretrained=None)
     cfg.optim.generator = OptimizerConfig(

@@ -19,7 +19,7 @@ HR_SIZES = {"gta5_cityscapes": "2560x1440", "synthia_cityscapes": "2560x1520"}
 #: MIC's term: 64×64 blocks, mask ratio 0.7, λ 1.
 MIC_OPTIONS = {"ratio": 0.7, "block": 64}
 #: MIC's blocks on the synthetic pair: 8 × 4 per 256×128 image (MIC: 8 × 8 per 512 crop on DAFormer, 16 × 16 per
-#: 1024 crop on HRDA); with the running-statistics teacher 8 and 16 pixels scored lower (docs/recipes/mic.md).
+#: 1024 crop on HRDA); the runs that chose it: docs/benchmarks.md, "Tuning history of the synthetic presets".
 MIC_TINY_BLOCK = 32
 
 
@@ -64,9 +64,10 @@ def _tiny(cfg: ExperimentConfig) -> None:
     cfg.model = ModelConfig(name="hrda_tiny", num_classes=19, pretrained=None, options={"detail_size": 128})
     for ds in (cfg.data.source, cfg.data.target, cfg.data.val):
         ds.size = "256x128"
-    cfg.recipe.crop = None  # whole 256x128 images (128x128 crops, a 64x64 context view: 21.9 mIoU)
+    cfg.recipe.crop = None  # whole 256x128 images (128x128 crops scored lower: docs/benchmarks.md, "Tuning history")
     cfg.trainer.max_iters = 800  # as daformer_synthetic
-    if "mic" in cfg.recipe.terms:  # MIC's λ 1 and ratio 0.7; blocks scaled to the image (docs/recipes/mic.md)
+    if "mic" in cfg.recipe.terms:
+        # MIC's λ 1 and ratio 0.7; blocks scaled to the image (docs/recipes/mic.md; runs: docs/benchmarks.md)
         cfg.recipe.terms["mic"]["block"] = MIC_TINY_BLOCK
     # whole 256x128 images; the model slides its 128x128 detail windows (stride 64) itself
     cfg.eval.mode, cfg.eval.size = "resize", "256x128"

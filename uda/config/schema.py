@@ -15,8 +15,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._errors import ConfigError
 from .._io import dump_yaml
 from .._registry import registry
+from ..plugins import import_modules
 from .checks import Checked, FieldError, at_least, check_recipe, positive, probability, size_wxh
 from .convert import from_dict, to_dict
 
@@ -172,10 +174,15 @@ class EvalConfig(Checked):
 
 @dataclass
 class ExperimentConfig(Checked):
-    """A whole experiment. Sections see only their own fields."""
+    """A whole experiment. Sections see only their own fields.
+
+    ``imports``: user modules (``.py`` files, recorded as absolute paths, or dotted module names) imported before
+    the rest is resolved, so that the components they register can be named here (`uda.plugins`).
+    """
 
     name: str = "experiment"
     description: str = ""
+    imports: list[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
@@ -189,7 +196,9 @@ class ExperimentConfig(Checked):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
-        """Validate and build from a plain nested dict."""
+        """Validate and build from a plain nested dict; its ``imports`` are imported first (`uda.plugins`)."""
+        if isinstance(data, dict) and data.get("imports"):
+            data = {**data, "imports": import_recorded(data["imports"])}
         return from_dict(cls, data)
 
     def to_yaml(self) -> str:
@@ -205,6 +214,22 @@ class ExperimentConfig(Checked):
         from .loading import load_config_dict  # loading builds on this module
 
         return load_config_dict(self.to_dict(), [f"{k}={_yaml_value(v)}" for k, v in overrides.items()])
+
+
+def import_recorded(imports: Any, relative_to: Any = None, where: str = "") -> list[str]:
+    """Import a config's ``imports`` (a list of ``.py`` paths or dotted module names) and return them as recorded.
+
+    Args:
+        imports: the list.
+        relative_to: the folder relative paths start from (a YAML file's; default: the working directory).
+        where: the file that lists them, for error messages.
+    """
+    what = f"{where}: imports:" if where else "imports:"
+    if not isinstance(imports, list) or not all(isinstance(s, str) for s in imports):
+        raise ConfigError(f"{what} must be a list of .py paths or dotted module names, got {imports!r}")
+    fix = ("fix the path in that file (relative paths start from its folder)" if where else
+           "restore it, or give its new place with --set 'imports=[NEW.py]'")
+    return import_modules(imports, what=what, relative_to=relative_to, fix=fix)
 
 
 def _yaml_value(v: Any) -> str:

@@ -5,7 +5,7 @@ Example:
     >>> from uda.engine import train, Trainer, Callback  # noqa: F401
 """
 
-from .._utils import set_requires_grad
+from .._utils import autocast_context, set_requires_grad
 from ._optim import build_optimizer, build_scheduler, lr_factor
 from .build import RunParts, build_parts, seed_everything
 from .callbacks import EVENTS, Callback, StepLosses, TrainingInterrupted
@@ -19,6 +19,7 @@ __all__ = [
     "StepLosses",
     "Trainer",
     "TrainingInterrupted",
+    "autocast_context",
     "build_optimizer",
     "build_parts",
     "build_scheduler",

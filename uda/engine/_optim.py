@@ -8,35 +8,11 @@ betas (0.5, 0.999), constant then linear decay to 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 from torch import nn
 
 from .._errors import ConfigError
 from ..config import OptimizerConfig
-
-
-def duplicated_backbone_params(model: nn.Module) -> list[nn.Parameter]:
-    """The original AdaptSegNet/ADVENT scripts' 1× parameter list, tensors repeated as they repeat it.
-
-    The model builds the list (``DeepLabV2.faithful_backbone_parameters``, see docs/models.md): 314 entries for
-    the 104 tensors of ResNet-101. The heads' 10× group is unchanged (each tensor once).
-
-    Args:
-        model: a segmentation model with ``faithful_backbone_parameters`` (DeepLab-v2).
-
-    Returns:
-        The 1× list with repeats.
-
-    Raises:
-        ConfigError: the model has no such rule (only DeepLab-v2 is trained this way by the originals).
-    """
-    rule = getattr(model, "faithful_backbone_parameters", None)
-    if rule is None:
-        raise ConfigError(f"optim.generator.faithful_duplicate_params: {type(model).__name__} has no original "
-                          "duplicated-parameter rule (only DeepLab-v2 has); set it to false")
-    return rule()
 
 
 def build_optimizer(groups: list[dict] | list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -88,28 +64,6 @@ def lr_factor(cfg: OptimizerConfig, it: int, max_iters: int) -> float:
     return f
 
 
-def split_no_decay(groups: list[dict], named: Iterable[tuple[str, nn.Parameter]], keys: Iterable[str]) -> list[dict]:
-    """Split every group in two: parameters whose name contains one of ``keys`` get ``weight_decay=0``.
-
-    mmcv's ``paramwise_cfg.custom_keys`` rule with ``decay_mult=0`` (DAFormer: ``norm`` and ``pos_block``).
-
-    Example:
-        >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2))
-        >>> g = split_no_decay([{"params": list(m.parameters()), "lr": 1.0}], [("0.weight", m[0].weight),
-        ...     ("0.bias", m[0].bias), ("norm.weight", m[1].weight), ("norm.bias", m[1].bias)], ["norm"])
-        >>> [(len(x["params"]), x.get("weight_decay")) for x in g]
-        [(2, None), (2, 0.0)]
-    """
-    keys = list(keys)
-    names = {id(p): n for n, p in named}
-    out = []
-    for g in groups:
-        off = [p for p in g["params"] if any(k in names.get(id(p), "") for k in keys)]
-        off_ids = {id(p) for p in off}
-        out.append(dict(g, params=[p for p in g["params"] if id(p) not in off_ids]))
-        if off:
-            out.append(dict(g, params=off, weight_decay=0.0, name=f"{g.get('name', 'group')}_no_decay"))
-    return out
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimizerConfig, max_iters: int) -> torch.optim.lr_scheduler.LambdaLR:

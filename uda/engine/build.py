@@ -17,11 +17,11 @@ import torch
 
 from .._errors import UdaError
 from .._registry import create
+from .._utils import autocast_context
 from ..config import DatasetConfig, ExperimentConfig
 from ..recipes.task import Stage
 from . import distributed as D
 from ._optim import build_optimizer, build_scheduler
-from .amp import autocast_context
 from .ddp import DDPRouter
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ tensors and Python scalars, loadable with ``torch.load(weights_only=True)``:
 
 ``format``, ``stage`` (index), ``stage_name``, ``iter`` (iterations done in that stage), ``global_iter``,
 ``model`` (segmentation network state dict), ``recipe`` (every module of the recipe: model, aligner
-discriminators, translator; read the translator's part with `translator_state_dict`), ``optimizers`` / ``schedulers`` (per stage),
+discriminators, translator; read the translator's part with `uda.translators.translator_state_dict`), ``optimizers`` / ``schedulers`` (per stage),
 ``scaler``, ``rng`` (one entry per rank: torch, numpy, python, cuda), ``data`` (loader positions), ``skipped`` (non-finite
 steps skipped), ``config`` (the resolved experiment config), ``model_name``, ``num_classes``.
 
@@ -82,18 +82,6 @@ def restore_rank_rng(states: list[dict[str, Any]] | dict[str, Any], rank: int = 
     set_rng_state(states[rank % len(states)])
 
 
-def translator_state_dict(ckpt: dict[str, Any]) -> dict[str, Any] | None:
-    """The translator's state dict inside a training checkpoint (stored once, in the recipe's), or `None`.
-
-    Checkpoints written before the translator was stored once hold it under `translator` as well.
-    """
-    if isinstance(ckpt.get("translator"), dict):
-        return ckpt["translator"]
-    recipe = ckpt.get("recipe")
-    if not isinstance(recipe, dict):
-        return None
-    out = {k[len("translator."):]: v for k, v in recipe.items() if k.startswith("translator.")}
-    return out or None
 
 
 def release_finished_stage(trainer: Any) -> None:

@@ -96,8 +96,11 @@ def saved_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def resume_config(run_dir: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, list[str]]:
+def resume_config(run_dir: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), *,
+                  imports: list[str] | tuple[str, ...] = ()) -> tuple[Any, list[str]]:
     """The run's saved config with `overrides` on top, and one `key: old -> new` line per changed value.
+
+    The run's recorded `imports` (user modules, `uda.plugins`) are imported again; `imports` adds more.
 
     Example:
         >>> import tempfile
@@ -111,7 +114,7 @@ def resume_config(run_dir: str | os.PathLike, overrides: list[str] | tuple[str, 
     from ..config import load_config_dict
 
     old = saved_config(run_dir)
-    cfg = load_config_dict(old, list(overrides))
+    cfg = load_config_dict(old, list(overrides), imports=imports)
     return cfg, changed_values(old, cfg.to_dict())
 
 

@@ -23,30 +23,23 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .._errors import UdaError
+from .._utils import autocast_context
 from ..config import EvalConfig, parse_size
+from ..models import sliding_windows
 from ..types import SegOutput
 
-__all__ = ["autocast_context", "infer", "sliding_windows"]
+__all__ = ["infer", "sliding_windows"]
 
 
 def _logits(model: Callable, x: torch.Tensor) -> torch.Tensor:
     out = model(x)
     return out.logits if isinstance(out, SegOutput) else out
-
-
-def autocast_context(device: torch.device, enabled: bool):
-    """One AMP context for the device type (bfloat16 on CPU, float16 elsewhere) or a null context."""
-    if not enabled:
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _resize_input(images: torch.Tensor, size_hw: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
@@ -65,20 +58,6 @@ def _upsample(logits: torch.Tensor, size_hw: tuple[int, int], align_corners: boo
     return F.interpolate(logits, size=size_hw, mode="bilinear", align_corners=align_corners)
 
 
-def sliding_windows(height: int, width: int, crop_hw: tuple[int, int], stride_hw: tuple[int, int]):
-    """Window boxes ``(y0, y1, x0, x1)`` covering an image; the last window of a row/column is flush with
-    the border, windows larger than the image are clipped to it."""
-    ch, cw = min(crop_hw[0], height), min(crop_hw[1], width)
-    sh, sw = stride_hw
-    if sh <= 0 or sw <= 0:
-        raise UdaError(f"eval.stride must be positive, got {stride_hw[1]}x{stride_hw[0]}")
-    ys = list(range(0, height - ch + 1, sh))
-    xs = list(range(0, width - cw + 1, sw))
-    if ys[-1] + ch < height:
-        ys.append(height - ch)
-    if xs[-1] + cw < width:
-        xs.append(width - cw)
-    return [(y, y + ch, x, x + cw) for y in ys for x in xs]
 
 
 def _slide(model: Callable, x: torch.Tensor, cfg: EvalConfig) -> torch.Tensor:
@@ -136,7 +115,7 @@ def infer(
     size = parse_size(cfg.size, "eval.size")
     base_hw = (size[1], size[0]) if size is not None else in_hw
     ac, interp = cfg.align_corners, cfg.resize_interpolation
-    with torch.inference_mode(), autocast_context(images.device, cfg.amp):
+    with torch.inference_mode(), autocast_context(cfg.amp, images.device):
         if cfg.mode == "resize":
             logits = _upsample(_logits(model, _resize_input(images, base_hw, interp)).float(), out_hw, ac)
         elif cfg.mode == "slide":

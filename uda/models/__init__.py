@@ -10,7 +10,8 @@
 """
 
 from ._base import InputNormalizer, Normalization, SegmentationModel
-from ._common import UdaSegmentationModel
+from ._common import UdaSegmentationModel, sliding_windows
+from ._param_groups import duplicated_backbone_params, model_param_groups, split_no_decay
 from ._weights import LoadReport, load_weights, save_weights
 from .daformer import DAFormer, DAFormerHead, daformer_mitb5, daformer_tiny
 from .deeplabv2 import ClassifierV2, DeepLabV2, deeplabv2, deeplabv2_tiny
@@ -40,9 +41,13 @@ __all__ = [
     "daformer_tiny",
     "deeplabv2",
     "deeplabv2_tiny",
+    "duplicated_backbone_params",
     "hrda",
     "hrda_mitb5",
     "hrda_tiny",
     "load_weights",
+    "model_param_groups",
     "save_weights",
+    "sliding_windows",
+    "split_no_decay",
 ]

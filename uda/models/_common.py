@@ -15,15 +15,27 @@ from ._base import InputNormalizer, Normalization, SegmentationModel
 
 BNMode = Literal["frozen", "moving", "train"]
 BN_MODES = ("frozen", "moving", "train")
-NORMALIZATION_NAMES = ("imagenet", "caffe", "half", "none")
 
 
-def normalization_name(norm: Normalization) -> str | None:
-    """The registered name of a `Normalization`, or ``None`` for a custom one."""
-    for name in NORMALIZATION_NAMES:
-        if Normalization.named(name) == norm:
-            return name
-    return None
+def sliding_windows(height: int, width: int, crop_hw: tuple[int, int], stride_hw: tuple[int, int]):
+    """Window boxes ``(y0, y1, x0, x1)`` covering an image; the last window of a row/column is flush with
+    the border, windows larger than the image are clipped to it (sliding-window inference, HRDA's detail crops).
+
+    Example:
+        >>> sliding_windows(4, 6, (4, 4), (2, 2))
+        [(0, 4, 0, 4), (0, 4, 2, 6)]
+    """
+    ch, cw = min(crop_hw[0], height), min(crop_hw[1], width)
+    sh, sw = stride_hw
+    if sh <= 0 or sw <= 0:
+        raise UdaError(f"eval.stride must be positive, got {stride_hw[1]}x{stride_hw[0]}")
+    ys = list(range(0, height - ch + 1, sh))
+    xs = list(range(0, width - cw + 1, sw))
+    if ys[-1] + ch < height:
+        ys.append(height - ch)
+    if xs[-1] + cw < width:
+        xs.append(width - cw)
+    return [(y, y + ch, x, x + cw) for y in ys for x in xs]
 
 
 class UdaSegmentationModel(SegmentationModel):

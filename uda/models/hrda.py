@@ -34,10 +34,9 @@ from torch import nn
 
 from .._errors import UdaError
 from .._registry import register
-from ..evaluation.inference import sliding_windows
 from ..types import LevelInfo, SegOutput
 from ._base import SegmentationModel
-from ._common import UdaSegmentationModel
+from ._common import UdaSegmentationModel, sliding_windows
 from ._hrda_views import ContextEncoder
 from .daformer import DAFormerHead, load_pretrained, param_groups_no_decay, split_checkpoint
 

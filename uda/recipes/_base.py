@@ -21,12 +21,11 @@ from .._io import load_checkpoint
 from .._registry import _check_kwargs as check_kwargs
 from .._registry import create, registry
 from ..config import ExperimentConfig, OptimizerConfig, RecipeConfig, parse_size
-from ..engine._layer_decay import model_param_groups
-from ..engine._optim import duplicated_backbone_params, split_no_decay
-from ..engine.checkpoint import translator_state_dict
 from ..losses import seg_ce
+from ..models import duplicated_backbone_params, model_param_groups, split_no_decay
 from ..selftraining.hrda import multires_ce
 from ..term import SegStep, Term, TermSpecs, normalize_terms, term_loss_name
+from ..translators import translator_state_dict
 from ..types import LevelInfo, SegOutput
 from .task import Batch, Losses, Stage, TranslatorTask
 

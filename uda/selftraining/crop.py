@@ -14,9 +14,8 @@ from torch.utils.data import Dataset
 from .._errors import ConfigError
 from .._registry import register
 from .._utils import parse_size
+from ..labels import IGNORE_INDEX
 from ._rng import epoch_index, stream_generator
-
-IGNORE_INDEX = 255
 
 
 def _randint(high: int, g: torch.Generator) -> int:

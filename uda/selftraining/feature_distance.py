@@ -16,8 +16,8 @@ from torch import nn
 
 from .._errors import ConfigError
 from .._registry import register
+from ..labels import IGNORE_INDEX
 
-IGNORE_INDEX = 255
 THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)
 
 

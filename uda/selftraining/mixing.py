@@ -12,8 +12,8 @@ from torch import nn
 
 from .._errors import ConfigError
 from .._registry import register
+from ..labels import IGNORE_INDEX
 
-IGNORE_INDEX = 255
 CHOICES = ("batch", "image")
 
 

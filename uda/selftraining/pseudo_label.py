@@ -16,8 +16,7 @@ from torch import nn
 
 from .._errors import ConfigError
 from .._registry import register
-
-IGNORE_INDEX = 255
+from ..labels import IGNORE_INDEX
 
 
 def _margins(m: int | Sequence[int] | None) -> tuple[int, int, int, int]:

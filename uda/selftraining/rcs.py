@@ -20,11 +20,11 @@ from torch.utils.data import Dataset
 from .._errors import ConfigError, DataError
 from .._io import atomic_write_text
 from .._registry import register
+from ..labels import IGNORE_INDEX
 from ._rng import stream_generator
 from .crop import RandomCropFlip
 
 log = logging.getLogger(__name__)
-IGNORE_INDEX = 255
 CACHE_VERSION = 1
 
 

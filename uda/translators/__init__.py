@@ -8,6 +8,7 @@ from .cache import (
     save_translator,
     translate_dataset,
     translator_checkpoint,
+    translator_state_dict,
     write_png,
 )
 from .cyclegan import CycleGAN, ImagePool, ResnetGenerator, cyclegan_tiny
@@ -27,5 +28,6 @@ __all__ = [
     "save_translator",
     "translate_dataset",
     "translator_checkpoint",
+    "translator_state_dict",
     "write_png",
 ]

@@ -199,6 +199,23 @@ def save_translator(translator: Translator, path: str | os.PathLike) -> None:
 
 TRANSLATOR_FILES = ("translator.pt", "checkpoints/translator.pt", "checkpoints/last.pt")
 
+def translator_state_dict(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """The translator's state dict inside a training checkpoint (stored once, in the recipe's), or `None`.
+
+    Checkpoints written before the translator was stored once hold it under `translator` as well.
+
+    Example:
+        >>> translator_state_dict({"recipe": {"model.w": 1, "translator.g.w": 2}})
+        {'g.w': 2}
+    """
+    if isinstance(ckpt.get("translator"), dict):
+        return ckpt["translator"]
+    recipe = ckpt.get("recipe")
+    if not isinstance(recipe, dict):
+        return None
+    out = {k[len("translator."):]: v for k, v in recipe.items() if k.startswith("translator.")}
+    return out or None
+
 
 def load_translator(path_or_run_dir: str | os.PathLike, *, map_location: Any = "cpu") -> Translator:
     """Restore a saved translator from a checkpoint file or a run directory.
@@ -230,8 +247,6 @@ def load_translator(path_or_run_dir: str | os.PathLike, *, map_location: Any = "
     ckpt = load_checkpoint(path, map_location=map_location)
     entry = ckpt.get("translator", ckpt) if isinstance(ckpt, dict) else None
     if isinstance(ckpt, dict) and "recipe" in ckpt and "config" in ckpt:
-        from ..engine.checkpoint import translator_state_dict
-
         entry = translator_state_dict(ckpt)
     if isinstance(entry, dict) and "name" not in entry and entry is not ckpt:
         # A training checkpoint (uda.engine): the translator's bare state dict, its name in the saved config.

@@ -1,4 +1,9 @@
-"""Encoder learning-rate options for ViT encoders: layer-wise lr decay and an encoder lr multiplier.
+"""Parameter groups of a segmentation model for its optimizer: the heads at ``head_lr_mult``, encoder learning-rate
+options for ViT encoders, the original AdaptSegNet/ADVENT duplicated parameter list, and no-decay splits.
+
+They sit with the model contract (``SegmentationModel.param_groups``): a recipe asks the model for its groups
+through these helpers, and the engine only builds the optimizer over them. The ``cfg`` they take is an
+``uda.config.OptimizerConfig`` (read by attribute; the models do not import the config).
 
 Layer-wise learning-rate decay as in BEiT (Bao et al., "BEiT: BERT Pre-Training of Image Transformers",
 ICLR 2022), used for DINOv2 fine-tuning in VFM-UDA (Englert et al., CVPR Workshops 2024). The layer of each
@@ -13,12 +18,17 @@ embeddings at ``layer_decay ** L``, all times ``lr * encoder_lr_mult``. The head
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from torch import nn
 
 from .._errors import ConfigError
-from ..config import OptimizerConfig
 
-__all__ = ["model_param_groups"]
+if TYPE_CHECKING:
+    from ..config import OptimizerConfig
+
+__all__ = ["duplicated_backbone_params", "model_param_groups", "split_no_decay"]
 
 
 def model_param_groups(model: nn.Module, cfg: OptimizerConfig) -> list[dict]:
@@ -91,3 +101,48 @@ def _layer_of(group: dict, groups: list[dict]) -> int:
     """Layer number of a timm group: rank of its lr scale (timm scales strictly increase with the layer)."""
     scales = sorted({float(g["lr_scale"]) for g in groups})
     return scales.index(float(group["lr_scale"]))
+
+def duplicated_backbone_params(model: nn.Module) -> list[nn.Parameter]:
+    """The original AdaptSegNet/ADVENT scripts' 1× parameter list, tensors repeated as they repeat it.
+
+    The model builds the list (``DeepLabV2.faithful_backbone_parameters``, see docs/models.md): 314 entries for
+    the 104 tensors of ResNet-101. The heads' 10× group is unchanged (each tensor once).
+
+    Args:
+        model: a segmentation model with ``faithful_backbone_parameters`` (DeepLab-v2).
+
+    Returns:
+        The 1× list with repeats.
+
+    Raises:
+        ConfigError: the model has no such rule (only DeepLab-v2 is trained this way by the originals).
+    """
+    rule = getattr(model, "faithful_backbone_parameters", None)
+    if rule is None:
+        raise ConfigError(f"optim.generator.faithful_duplicate_params: {type(model).__name__} has no original "
+                          "duplicated-parameter rule (only DeepLab-v2 has); set it to false")
+    return rule()
+
+def split_no_decay(groups: list[dict], named: Iterable[tuple[str, nn.Parameter]], keys: Iterable[str]) -> list[dict]:
+    """Split every group in two: parameters whose name contains one of ``keys`` get ``weight_decay=0``.
+
+    mmcv's ``paramwise_cfg.custom_keys`` rule with ``decay_mult=0`` (DAFormer: ``norm`` and ``pos_block``).
+
+    Example:
+        >>> import torch
+        >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2))
+        >>> g = split_no_decay([{"params": list(m.parameters()), "lr": 1.0}], [("0.weight", m[0].weight),
+        ...     ("0.bias", m[0].bias), ("norm.weight", m[1].weight), ("norm.bias", m[1].bias)], ["norm"])
+        >>> [(len(x["params"]), x.get("weight_decay")) for x in g]
+        [(2, None), (2, 0.0)]
+    """
+    keys = list(keys)
+    names = {id(p): n for n, p in named}
+    out = []
+    for g in groups:
+        off = [p for p in g["params"] if any(k in names.get(id(p), "") for k in keys)]
+        off_ids = {id(p) for p in off}
+        out.append(dict(g, params=[p for p in g["params"] if id(p) not in off_ids]))
+        if off:
+            out.append(dict(g, params=off, weight_decay=0.0, name=f"{g.get('name', 'group')}_no_decay"))
+    return out

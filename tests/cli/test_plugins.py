@@ -13,13 +13,18 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from PIL import Image
 
 import uda
 import uda.plugins as plugins
+from uda._io import save_checkpoint
 from uda.cli import main
+
+from .conftest import TINY as TREE_TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = "32x16"
@@ -29,16 +34,20 @@ SETS = [f"data.source.size={SIZE}", f"data.target.size={SIZE}", f"data.val.size=
         "trainer.checkpoint_every=2", "trainer.dist_timeout_s=30"]
 TINY = [a for s in SETS for a in ("--set", s)] + ["--device", "cpu"]
 
-# A user's module: an aligner (a loss term), a recipe with its own Config that uses it, and a preset of it.
+# A user's module: an aligner (a loss term), a recipe with its own Config that uses it, a preset of it and a
+# translator.
 # `{p}` makes the registered names unique per file (the registry of this test process is shared).
 USER_FILE = '''
 from dataclasses import dataclass
+
+import torch
 
 import uda
 from uda.alignment import Aligner
 from uda.config import get_builtin, register_config
 from uda.losses import _functional as Fn
 from uda.recipes import Recipe, TermsConfig
+from uda.translators import Translator
 
 
 @uda.register("aligner", "{p}_entropy")
@@ -74,6 +83,21 @@ class UserRecipe(Recipe):
     def __init__(self, cfg, model, **kw):
         super().__init__(cfg, model, **kw)
         self.add_term("aligner", self.build_term("{p}_entropy", weight=cfg.weight))
+
+
+@uda.register("translator", "{p}_dim")
+class Dim(Translator):
+    """Scales the source images by a factor (a user translator with state)."""
+
+    spec_name = "{p}_dim"
+
+    def __init__(self, factor=0.5):
+        super().__init__()
+        self.register_buffer("factor", torch.tensor(float(factor)))
+        self.spec_kwargs = {{"factor": factor}}
+
+    def forward(self, source, target=None):
+        return source * self.factor
 
 
 @register_config("{p}_synthetic")
@@ -150,9 +174,6 @@ def test_train_resume_evaluate_predict_with_an_imported_file(user_file: Path, tm
 
 
 def _an_image(folder: Path) -> Path:
-    import numpy as np
-    from PIL import Image
-
     path = folder / "street.png"
     Image.fromarray(np.zeros((16, 32, 3), np.uint8)).save(path)
     return path
@@ -225,6 +246,31 @@ def test_torchrun_two_gloo_ranks_train_an_imported_recipe(tmp_path: Path) -> Non
     assert [r["iter"] for r in rows] == [1, 2] and all(r["ddpu_ent"] > 0 for r in rows)
     assert yaml.safe_load((run / "config.yaml").read_text())["imports"] == [str(user)]
     assert (run / "final.json").is_file()
+
+
+@pytest.mark.slow
+def test_translate_in_a_fresh_process_rebuilds_the_runs_user_translator(trees: dict[str, Path], tmp_path: Path) -> None:
+    """An FDA-style run whose translator the user's file registers: `uda translate RUN` in a new process imports the
+    file from the run's record and writes the images through that translator (half brightness)."""
+    user = write_user_file(tmp_path / "u", "tru")
+    plugins.import_module(str(user))
+    weights = tmp_path / "dim.pt"  # a translator that is not trained in the run comes with its weights
+    save_checkpoint(uda.create("translator", "tru_dim", factor=0.5).state_dict(), weights)  # a state dict
+    run = tmp_path / "run"
+    r = invoke("train", "fda_synthetic", "--import", user, "--source", f"gta5:{trees['gta5']}",
+               "--target", f"cityscapes:{trees['cityscapes']}", "--out", run, "--set", "recipe.translator=tru_dim",
+               "--set", "recipe.translator_options={factor: 0.5}", "--set", f"recipe.translator_checkpoint={weights}",
+               *TREE_TINY)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "translated"
+    p = uda_proc("translate", run, "--out", out, "--device", "cpu")
+    assert p.returncode == 0, p.stderr[-3000:]
+    files = sorted(out.rglob("*.png"))
+    assert [f.name for f in files] == sorted(f.name for f in (trees["gta5"] / "images").glob("*.png"))
+    for f in files:
+        orig = np.asarray(Image.open(trees["gta5"] / "images" / f.name).convert("RGB").resize((64, 32)), np.float32)
+        got = np.asarray(Image.open(f).convert("RGB"), np.float32)
+        assert got.max() <= 128 and np.abs(got - orig / 2).mean() < 2.0  # the user's translator, not a copy
 
 
 # --------------------------------------------------------------------------------------------- entry points

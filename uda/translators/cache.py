@@ -199,6 +199,7 @@ def save_translator(translator: Translator, path: str | os.PathLike) -> None:
 
 TRANSLATOR_FILES = ("translator.pt", "checkpoints/translator.pt", "checkpoints/last.pt")
 
+
 def translator_state_dict(ckpt: dict[str, Any]) -> dict[str, Any] | None:
     """The translator's state dict inside a training checkpoint (stored once, in the recipe's), or `None`.
 

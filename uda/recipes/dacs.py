@@ -36,7 +36,7 @@ import torch
 from .._registry import register
 from ..config import parse_size
 from ..selftraining import RandomCropFlip, RareClassSampling
-from ..types import SegOutput
+from ..types import LevelInfo, SegOutput
 from ._base import Recipe, TermsConfig, normalize_terms
 
 #: The ``dacs`` recipe's default term: ClassMix self-training with DACS's values.
@@ -168,9 +168,10 @@ class DACS(Recipe):
 
     Config = DACSConfig
 
-    def __init__(self, cfg: DACSConfig, model: torch.nn.Module, **kw: Any) -> None:
+    def __init__(self, cfg: DACSConfig, model: torch.nn.Module, *, num_classes: int,
+                 feature_info: dict[str, LevelInfo] | None = None) -> None:
         self.detail_weight = cfg.detail_weight
-        super().__init__(cfg, model, **kw)
+        super().__init__(cfg, model, num_classes=num_classes, feature_info=feature_info)
 
     def seg_losses(self, out: SegOutput, label: torch.Tensor) -> dict[str, torch.Tensor]:
         """The source loss: pixel-averaged CE (mmseg's, logits resized with ``align_corners=False``), and for a

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .._errors import UdaError
+from .._errors import CheckpointError, UdaError
 from ._util import Device, Size, resolve_device, run_config
 
 
@@ -34,6 +34,25 @@ class _RandomTargets:
         tgt = torch.stack([torch.nn.functional.interpolate(t[None], size=hw, mode="bilinear", align_corners=False)[0]
                            if t.shape[-2:] != hw else t for t in tgt])
         return self.translator(images, tgt.to(images.device))
+
+
+def _run_translator(path: str, cfg: Any, load_translator: Any) -> Any:
+    """The run's translator: rebuilt from its config when it has no state (FDA: its ``beta`` is all there is,
+    and the checkpoint holds nothing of it), else loaded with its weights from the checkpoint (CycleGAN)."""
+    name = getattr(cfg.recipe, "translator", None) if cfg is not None else None
+    if name:
+        from .. import create
+
+        translator = create("translator", name, **dict(getattr(cfg.recipe, "translator_options", None) or {}))
+        if not translator.state_dict():  # parameter-free: the config says everything
+            return translator.eval()
+    try:
+        return load_translator(path)
+    except CheckpointError:
+        if cfg is None or name:
+            raise
+        raise CheckpointError(f"{path}: recipe '{cfg.recipe.name}' of this run has no translator; pass a CycleGAN, "
+                              "MLFA or FDA run, or a translator file with --dataset/--root") from None
 
 
 @click.command("translate")
@@ -98,7 +117,7 @@ def translate_cmd(
     options = dict(src.options) if same_source and root == src.root else {}
     options.pop("images_root", None)  # translate the original images, not an earlier cache
     dev = resolve_device(device)
-    translator = load_translator(run_dir_or_checkpoint).to(dev)
+    translator = _run_translator(run_dir_or_checkpoint, cfg, load_translator).to(dev)
     ds = build_dataset(DatasetConfig(name=dataset, root=root, split=split, size=ds_size, options=options),
                        labels=False)
     if getattr(translator, "spec_name", None) == "fda":

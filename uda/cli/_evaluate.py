@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ._options import set_option
-from ._util import Device, dataset_overrides, load_model, quote, resolve_device, run_config
+from ._util import Device, dataset_overrides, quote, resolve_device, run_config
 
 SAVE_KINDS = ("trainid", "color", "overlay", "labelid")
 
@@ -32,8 +32,10 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 @click.option("--split", help="Dataset split [default: the run's validation split, else val].")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation JSON.")
 @click.option("--report", type=click.Path(file_okay=False), help="Also write the report (Markdown, CSV, PNGs) here.")
-@click.option("--model", "model_name", help="Model to build for a bare weights file (e.g. an original ADVENT checkpoint).")
-@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
+@click.option("--model", "model_name",
+              help="Model of a bare weights file (e.g. an original ADVENT checkpoint) [default: deeplabv2]; its "
+                   "options with --set model.options.KEY=VALUE. A run checkpoint describes its own model.")
+@click.option("--num-classes", type=int, help="Classes of a bare weights file's model [default: 19].")
 @click.option("--device", type=Device(), default="auto", show_default=True)
 @set_option
 def evaluate_cmd(
@@ -79,17 +81,40 @@ def evaluate_cmd(
 
         result = evaluate_predictions(predictions, ds, protocol=cfg.eval.protocol)
     else:
-        from ..evaluation import evaluate
+        from ..evaluation import EvalOptions, evaluate
 
-        model, _ = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=sets)
+        model = _model(checkpoint, cfg if run_cfg is not None else None, model_name, num_classes, sets)
         dev = resolve_device(device)
-        result = evaluate(model.to(dev), ds, cfg.eval, device=dev)
+        result = evaluate(model.to(dev), ds, cfg.eval, EvalOptions(device=dev))
     _print_result(result, as_json)
     if report:
         from ..evaluation import write_report
 
         write_report(result, report)
         click.echo(f"report written to {report}", err=True)
+
+
+def _model(checkpoint: str, cfg: Any, model_name: str | None, num_classes: int | None, sets: list[str]) -> Any:
+    """The checkpoint's model with `uda.load`: as the checkpoint describes it (its model card, else its run
+    config, with any ``--set model.*`` on top); ``--model``/``--num-classes`` only for a bare weights file."""
+    from .._errors import UdaError
+    from .._load import describe, load
+
+    card = describe(checkpoint)
+    if card is not None and card.get("model"):
+        if model_name is not None and model_name != card["model"]:
+            raise UdaError(f"--model {model_name}: {checkpoint} describes its model ({card['model']}); drop --model "
+                           "(change its options with --set model.options.KEY=VALUE)")
+        if num_classes is not None and num_classes != card["num_classes"]:
+            raise UdaError(f"--num-classes {num_classes}: {checkpoint} describes its model "
+                           f"({card['num_classes']} classes); drop --num-classes")
+        if cfg is None:  # a card without a run config (a shared weights file): the card is the whole story
+            return load(checkpoint)
+        mc = cfg.model  # the run's config, --set model.* applied
+        return load(checkpoint, model=mc.name, num_classes=mc.num_classes, options=dict(mc.options))
+    mc = _default_config(sets).model  # bare weights: --model, --num-classes, --set model.options.KEY=VALUE
+    return load(checkpoint, model=model_name or mc.name, num_classes=num_classes or mc.num_classes,
+                options=dict(mc.options))
 
 
 def _val_overrides(run_cfg: Any, dataset: str | None, root: str | None, split: str | None) -> list[str]:
@@ -125,8 +150,10 @@ def _default_config(overrides: list[str]) -> Any:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--save", default="trainid,color", show_default=True,
               help=f"Comma-separated outputs: {', '.join(SAVE_KINDS)}.")
-@click.option("--model", "model_name", help="Model to build for a bare weights file.")
-@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
+@click.option("--model", "model_name",
+              help="Model of a bare weights file [default: deeplabv2]; its options with --set model.options.KEY=VALUE. "
+                   "A run checkpoint describes its own model.")
+@click.option("--num-classes", type=int, help="Classes of a bare weights file's model [default: 19].")
 @click.option("--device", type=Device(), default="auto", show_default=True)
 @set_option
 def predict_cmd(
@@ -155,7 +182,8 @@ def predict_cmd(
     if bad or not kinds:
         raise click.BadParameter(f"unknown output(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SAVE_KINDS)}",
                                  param_hint="--save")
-    model, cfg = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=list(overrides))
+    cfg = run_config(checkpoint, list(overrides))
+    model = _model(checkpoint, cfg, model_name, num_classes, list(overrides))
     eval_cfg = cfg.eval if cfg is not None else _default_config(list(overrides)).eval
     dev = resolve_device(device)
     written = predict(model.to(dev), list(inputs), out, save=kinds, cfg=eval_cfg, device=dev)

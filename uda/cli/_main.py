@@ -19,6 +19,7 @@ from .._registry import KINDS, registry
 from ._app import UdaGroup
 from ._data import data_group
 from ._evaluate import SAVE_KINDS, evaluate_cmd, predict_cmd
+from ._export import export_cmd
 from ._options import set_option
 from ._translate import translate_cmd
 from ._util import DatasetRoot, Device, dataset_overrides, quote
@@ -244,3 +245,4 @@ main.add_command(translate_cmd)
 main.add_command(evaluate_cmd)
 main.add_command(predict_cmd)
 main.add_command(data_group)
+main.add_command(export_cmd)

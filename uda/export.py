@@ -1,4 +1,5 @@
-"""Export a trained segmentation model to ONNX, TorchScript or a `torch.export` ExportedProgram, and check it.
+"""Export a trained segmentation model to ONNX, TorchScript, a `torch.export` ExportedProgram or shareable
+weights, and check it.
 
 The exported graph maps a fixed-size batch of RGB images in [0, 1], ``(1, 3, H, W)`` float32, to the main
 head's logits ``(1, C, h, w)`` at the model's output stride (no upsampling, no argmax): the input normalisation
@@ -9,7 +10,8 @@ absolute difference of the logits. Exports run on the CPU in float32.
 Formats and the library behind each: ``torchscript`` (`torch.jit.trace`, read back with `torch.jit.load`),
 ``exported-program`` (`torch.export.export` + `torch.export.save`, a ``.pt2`` file read with
 `torch.export.load`), ``onnx`` (`torch.onnx.export`, checked with ONNX Runtime; needs the ``export`` extra:
-``pip install 'uda[export]'``).
+``pip install 'uda[export]'``), ``weights`` (the PyTorch model for `uda.load`: its state dict and model card,
+no optimizer or run state; read back with `uda.load`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from torch import nn
 
 from ._errors import UdaError
 
-__all__ = ["DEFAULT_TOLERANCE", "FORMATS", "ExportResult", "LogitsOnly", "MissingExtraError", "export"]
+__all__ = ["DEFAULT_TOLERANCE", "FORMATS", "WEIGHTS_FORMAT", "ExportResult", "LogitsOnly", "MissingExtraError", "export"]
 
-FORMATS: tuple[str, ...] = ("onnx", "torchscript", "exported-program")
+FORMATS: tuple[str, ...] = ("onnx", "torchscript", "exported-program", "weights")
+WEIGHTS_FORMAT = "uda.weights/1"
 DEFAULT_TOLERANCE = 1e-4
 """Largest absolute logit difference accepted by the check (float32 kernels differ by ~1e-6 on tiny models)."""
 
@@ -101,6 +104,12 @@ def _write(fmt: str, net: nn.Module, example: torch.Tensor, path: Path) -> None:
     elif fmt == "exported-program":
         program = torch.export.export(net, (example,))
         torch.export.save(program, str(path))
+    elif fmt == "weights":
+        card = getattr(net.model, "card", None)
+        if not isinstance(card, dict) or not card.get("model"):
+            raise UdaError("--format weights needs a model loaded with uda.load (its model card says which network "
+                           "it is); load it with uda.load(path, model=NAME) first")
+        torch.save({"format": WEIGHTS_FORMAT, "model": net.model.state_dict(), "model_card": card}, str(path))
     else:
         _need("onnx", "ONNX export")
         _need("onnxscript", "ONNX export (torch's dynamo exporter)")
@@ -117,6 +126,10 @@ def _run(fmt: str, path: Path, x: torch.Tensor) -> torch.Tensor:
             return torch.jit.load(str(path), map_location="cpu")(x)
     if fmt == "exported-program":
         return torch.export.load(str(path)).module()(x)
+    if fmt == "weights":
+        from ._load import load
+
+        return load(path)(x).logits
     ort = _need("onnxruntime", "The check of an ONNX export")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -141,7 +154,7 @@ def export(
     Args:
         model: a segmentation model (returns `SegOutput`) or a module returning logits; exported in eval mode.
         out: the file to write.
-        format: ``"onnx"``, ``"torchscript"`` or ``"exported-program"``.
+        format: ``"onnx"``, ``"torchscript"``, ``"exported-program"`` or ``"weights"``.
         size: input ``(W, H)``, fixed in the exported graph.
         tolerance: largest accepted absolute difference of the logits.
         seed: seed of the random check input (uniform in [0, 1]).
@@ -180,8 +193,14 @@ def export(
             expected = net(x)
             got = _run(format, tmp, x)
         diff = float((got.float() - expected.float()).abs().max())
+        if format == "weights":  # never a new file beside the old one's checksum
+            Path(str(out) + ".sha256").unlink(missing_ok=True)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+    if format == "weights":  # the checksum sidecar uda's checkpoint reader verifies
+        from ._io import atomic_write_text, sha256_file
+
+        atomic_write_text(str(out) + ".sha256", sha256_file(out) + "\n")
     return ExportResult(path=out, format=format, input_shape=tuple(x.shape), output_shape=tuple(expected.shape),
                         max_abs_diff=diff, tolerance=tolerance)

@@ -52,15 +52,25 @@ def test_load_returns_the_trained_model_ready(wide_run: Path) -> None:
         assert torch.equal(same(x).logits, net(x).logits)
 
 
-def test_the_card_alone_rebuilds_the_model(wide_run: Path, tmp_path: Path) -> None:
-    from uda._io import save_checkpoint
-
-    ckpt = torch.load(wide_run / "checkpoints" / "last.pt", weights_only=True)
-    save_checkpoint({"model": ckpt["model"], "model_card": ckpt["model_card"]}, tmp_path / "shared.pt")
-    net, x = uda.load(tmp_path / "shared.pt"), torch.rand(1, 3, 32, 64)
-    assert net.card["options"] == {"width": 8}
+def test_shareable_weights_rebuild_the_model(wide_run: Path, tmp_path: Path) -> None:
+    """`uda export --format weights`: the state dict and the card only, far from the run, and enough."""
+    shared = tmp_path / "elsewhere" / "wide.pt"
+    r = invoke("export", wide_run, "--format", "weights", "--out", shared)
+    assert r.exit_code == 0 and "max |export - pytorch| = 0 " in r.stdout, r.output
+    ckpt = torch.load(shared, weights_only=True)
+    assert set(ckpt) == {"format", "model", "model_card"} and ckpt["format"] == "uda.weights/1"
+    assert ckpt["model_card"]["options"] == {"width": 8}
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["wide.pt", "wide.pt.sha256"]
+    net, x = uda.load(shared), torch.rand(1, 3, 32, 64)
+    assert net.class_names == uda.labels.CITYSCAPES_CLASSES
     with torch.no_grad():
         assert torch.equal(net(x).logits, uda.load(wide_run)(x).logits)
+    final = json.loads((wide_run / "final.json").read_text())
+    cfg = load_config(wide_run / "config.yaml")
+    r = invoke("evaluate", shared, "--dataset", "cityscapes", "--root", cfg.data.val.root, "--set",
+               f"eval.size={cfg.eval.size}", "--json")  # no run config: the data is named, the model is not
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["miou"] == pytest.approx(final["miou"], abs=1e-6)
 
 
 def test_load_reads_checkpoints_written_before_the_card(wide_run: Path, tmp_path: Path) -> None:
@@ -123,7 +133,7 @@ def test_bare_weights_get_their_model_options(wide_run: Path, tmp_path: Path) ->
 
 # ----------------------------------------------------------------------------------------- export
 
-_SUFFIX = {"onnx": "onnx", "torchscript": "pt", "exported-program": "pt2"}
+_SUFFIX = {"onnx": "onnx", "torchscript": "pt", "exported-program": "pt2", "weights": "pt"}
 
 
 def _run_export(fmt: str, path: Path, x: torch.Tensor) -> torch.Tensor:
@@ -131,13 +141,15 @@ def _run_export(fmt: str, path: Path, x: torch.Tensor) -> torch.Tensor:
         return torch.jit.load(str(path))(x)
     if fmt == "exported-program":
         return torch.export.load(str(path)).module()(x)
+    if fmt == "weights":
+        return uda.load(path)(x).logits
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "exported-program", "onnx"])
+@pytest.mark.parametrize("fmt", ["torchscript", "exported-program", "onnx", "weights"])
 def test_export_every_format_matches_pytorch(fmt: str, run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / f"model.{_SUFFIX[fmt]}"
     r = invoke("export", run_dir, "--format", fmt, "--out", out)
@@ -146,7 +158,8 @@ def test_export_every_format_matches_pytorch(fmt: str, run_dir: Path, tmp_path: 
                   r"\(tolerance 0\.0001\): ok", r.stdout)
     assert m, r.stdout
     assert float(m.group(3)) <= 1e-4
-    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left
+    left = sorted(p.name for p in tmp_path.iterdir())  # no temporary file
+    assert left == ([out.name, f"{out.name}.sha256"] if fmt == "weights" else [out.name])
     x = torch.rand(1, 3, 32, 64, generator=torch.Generator().manual_seed(7))  # not the command's check input
     with torch.no_grad():
         expected = uda.load(run_dir)(x).logits
@@ -184,3 +197,12 @@ def test_export_of_bare_weights(run_dir: Path, tmp_path: Path) -> None:
     r = invoke("export", tmp_path / "w.pt", "--format", "torchscript", "--out", tmp_path / "m.pt", "--model",
                "deeplabv2_tiny", "--size", "64x32")
     assert r.exit_code == 0 and ": ok" in r.stdout
+
+
+def test_weights_need_a_described_model(tmp_path: Path) -> None:
+    from uda.export import export
+
+    with pytest.raises(uda.UdaError, match="needs a model loaded with uda.load"):
+        export(uda.create("model", "deeplabv2_tiny", num_classes=19), tmp_path / "w.pt", format="weights",
+               size=(64, 32))
+    assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
-"""``uda export``: a run's model as ONNX, TorchScript or an ExportedProgram, checked against PyTorch."""
+"""``uda export``: a run's model as ONNX, TorchScript, an ExportedProgram or shareable weights, checked against
+PyTorch."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from ._util import Size
 
 @click.command("export")
 @click.argument("run_or_checkpoint", type=click.Path(exists=True))
-@click.option("--format", "fmt", required=True, type=click.Choice(["onnx", "torchscript", "exported-program"]),
-              help="onnx (needs the export extra), torchscript, or exported-program (torch.export, .pt2).")
+@click.option("--format", "fmt", required=True, type=click.Choice(["onnx", "torchscript", "exported-program", "weights"]),
+              help="onnx (needs the export extra), torchscript, exported-program (torch.export, .pt2), or weights "
+                   "(state dict + model card, for uda.load).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The file to write.")
 @click.option("--size", type=Size(), help="Input size WxH fixed in the graph [default: the run's eval.size].")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=1e-4, show_default=True,
@@ -31,7 +33,8 @@ def export_cmd(
     """Export the model of a run (or checkpoint) and check it numerically against PyTorch.
 
     The graph takes (1, 3, H, W) RGB images in [0, 1] at a fixed size (the input normalisation is inside)
-    and returns the logits (1, C, h, w) at the model's output stride. The export is run on a random input
+    and returns the logits (1, C, h, w) at the model's output stride; weights is the PyTorch model for
+    uda.load (its state dict and model card, without the run's optimizer state). The export is run on a random input
     and compared with the PyTorch model: the largest absolute logit difference is printed, and above
     --tolerance the command exits with 1 (the file is kept for inspection).
 
@@ -39,6 +42,7 @@ def export_cmd(
     Examples:
         uda export runs/mlfa_synthetic --format onnx --out mlfa.onnx
         uda export runs/mlfa_synthetic --format exported-program --out mlfa.pt2 --size 1024x512
+        uda export runs/mlfa_synthetic --format weights --out mlfa_weights.pt
     """
     from .._errors import UdaError
     from .._load import load

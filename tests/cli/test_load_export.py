@@ -202,7 +202,7 @@ def test_export_of_bare_weights(run_dir: Path, tmp_path: Path) -> None:
 def test_weights_need_a_described_model(tmp_path: Path) -> None:
     from uda.export import export
 
-    with pytest.raises(uda.UdaError, match="needs a model loaded with uda.load"):
+    with pytest.raises(uda.UdaError, match=r"needs a model loaded with uda\.load"):
         export(uda.create("model", "deeplabv2_tiny", num_classes=19), tmp_path / "w.pt", format="weights",
                size=(64, 32))
     assert list(tmp_path.iterdir()) == []

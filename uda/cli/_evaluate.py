@@ -56,7 +56,9 @@ def evaluate_cmd(
     A run is scored on its own validation set with its options unless --dataset/--root say otherwise:
     --root alone keeps the run's dataset and its options (another copy of the data); --dataset names
     another dataset (its options start afresh) and needs --root. A bare weights file and --predictions
-    need both. IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
+    need both. The model is the one the checkpoint describes (uda.load): no model options needed;
+    --model/--num-classes name the network of a bare weights file.
+    IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
     --set changes the evaluation, e.g. --set eval.mode=slide or --set data.val.options.KEY=VALUE.
 
     \b
@@ -168,7 +170,8 @@ def predict_cmd(
 ) -> None:
     """Segment images (files or folders) with a CHECKPOINT and write PNGs into --out.
 
-    trainid: trainId PNGs; color: the Cityscapes palette; overlay: colours over the image;
+    The model is the one the checkpoint (or run directory) describes; --model/--num-classes are for a
+    bare weights file. trainid: trainId PNGs; color: the Cityscapes palette; overlay: colours over the image;
     labelid: Cityscapes label ids (for the official evaluation server).
 
     \b

@@ -22,8 +22,8 @@ Rewrite rules of a run (each page runs its commands in order, in a fresh working
    images, a 4-wide tiny model, evaluation only at the end, no TensorBoard, ``--device cpu``. A command whose
    documented output is an error gets them *before* its own ``--set`` so its own values win.
 3. ``uda data synth`` writes at most 4 images at 64×32.
-4. A run directory that ``uda evaluate/predict/translate/export/...`` reads and the page does not train (runnably)
-   is first trained as ``uda train <recipe>_synthetic`` (rule 2) into that path, the recipe read from the
+4. A run directory (or a file in one, ``runs/X/checkpoints/last.pt``) that ``uda evaluate/predict/translate/
+   export/...`` reads and the page does not train (runnably) is first trained as ``uda train <recipe>_synthetic`` (rule 2) into that path, the recipe read from the
    directory's name (``runs/mlfa_gta5_cityscapes`` → ``mlfa_synthetic``); an identical training command is
    trained once per session and copied.
 5. An input image that does not exist (``street.png``) is a synthetic target image; ``--device cuda*`` becomes
@@ -249,6 +249,9 @@ def parse_uda(args: list[str]) -> tuple[click.Command, list[str], dict[str, list
                     if i < len(rest):
                         values.setdefault(key, []).append(rest[i])
                         i += 1
+            while getattr(p, "greedy", False) and i < len(rest) and rest[i].isdigit():  # uda train --seeds 0 1 2
+                values[key].append(rest[i])
+                i += 1
             continue
         pos.append(tok)
     arguments = [p for p in cmd.params if isinstance(p, click.Argument)]
@@ -448,8 +451,10 @@ def run(sess: Session, doc: Doc, page: Path) -> str | None:
     else:
         args = _cpu([sess.map_path(a, page) for a in args])
         if sub and sub[0] not in ("list", "config", "data") and pos:
-            run_path = page / sess.map_path(pos[0], page)
-            if not run_path.exists() and not Path(pos[0]).suffix:
+            given = page / sess.map_path(pos[0], page)
+            parts = Path(pos[0]).parts  # a run directory, or a file inside one (runs/X/checkpoints/last.pt)
+            run_path = page / Path(*parts[:parts.index("runs") + 2]) if "runs" in parts[:-1] else given
+            if not given.exists() and (run_path != given or not Path(pos[0]).suffix):
                 preset = _recipe_preset(run_path.name)
                 if preset is None:
                     return f"{pos[0]} is not trained on this page and its name names no *_synthetic preset"

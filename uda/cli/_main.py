@@ -117,6 +117,8 @@ class SeedsOption(click.Option):
     """``--seeds 0 1 2``: the option takes every integer word that follows it (also ``--seeds 0,1,2`` and
     repeated ``--seeds``), so the documented space-separated form works although click options have fixed nargs."""
 
+    greedy = True  # read by tools that parse a command line without running it (tests/docs)
+
     def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
         super().add_to_parser(parser, ctx)
         for name in self.opts:

@@ -79,3 +79,12 @@ def wide_run(trees: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
     """A tiny source-only run whose model has a non-default option (``model.options.width=8``)."""
     return _train("source_only_synthetic", trees, tmp_path_factory.mktemp("runs") / "wide",
                   "--set", "model.options.width=8")
+
+
+@pytest.fixture(scope="session")
+def mlfa_run(trees: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``uda train mlfa_synthetic`` with a 2-iteration CycleGAN stage, at 128x64 (its multi-level discriminators
+    need it)."""
+    return _train("mlfa_synthetic", trees, tmp_path_factory.mktemp("runs") / "mlfa",
+                  "--set", "recipe.translator_iters=2", "--set", "data.source.size=128x64",
+                  "--set", "data.target.size=128x64")

@@ -1,4 +1,5 @@
-"""`uda translate` on runs made by `uda train`: FDA (rebuilt from the run's config) and CycleGAN (its weights)."""
+"""`uda translate` on runs made by `uda train`: FDA (rebuilt from the run's config), CycleGAN and MLFA (the trained
+generator's weights from the checkpoint)."""
 
 from __future__ import annotations
 
@@ -62,19 +63,23 @@ def test_fda_run_defaults_to_its_source(fda_run: Path, trees: dict[str, Path], t
     assert r.exit_code == 0 and "(4 already there)" in r.stdout
 
 
-def test_cyclegan_run_uses_its_trained_weights(cyclegan_run: Path, trees: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("fixture", "size"), [("cyclegan_run", CYCLEGAN_SIZE), ("mlfa_run", "128x64")])
+def test_cyclegan_run_uses_its_trained_weights(fixture: str, size: str, request, trees: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    run = request.getfixturevalue(fixture)
     out = tmp_path / "cg"
-    r = invoke("translate", cyclegan_run, "--out", out, "--device", "cpu")
+    r = invoke("translate", run, "--out", out, "--device", "cpu")
     assert r.exit_code == 0, r.output
-    assert f"at {CYCLEGAN_SIZE}" in r.stdout
-    state = translator_state_dict(torch.load(cyclegan_run / "checkpoints" / "last.pt", weights_only=True))
+    assert f"at {size}" in r.stdout
+    state = translator_state_dict(torch.load(run / "checkpoints" / "last.pt", weights_only=True))
     by_hand = uda.create("translator", "cyclegan_tiny")
     untrained = {k: v.clone() for k, v in by_hand.state_dict().items() if isinstance(v, torch.Tensor)}
     by_hand.load_state_dict(state)
     assert any(not torch.equal(v, by_hand.state_dict()[k]) for k, v in untrained.items())  # trained weights
     by_hand.eval()
-    got, sources = _translated(out), _sources(trees, CYCLEGAN_SIZE)
-    assert len(got) == 4 and {tuple(x.shape) for x in got} == {(3, 48, 96)}  # the run's training size
+    got, sources = _translated(out), _sources(trees, size)
+    w, h = map(int, size.split("x"))
+    assert len(got) == 4 and {tuple(x.shape) for x in got} == {(3, h, w)}  # the run's training size
     with torch.no_grad():
         for src, img in zip(sources, got):
             assert float((by_hand(src[None]).clamp(0, 1)[0] - img).abs().max()) <= 0.5 / 255 + 1e-5

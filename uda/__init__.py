@@ -1,6 +1,7 @@
 """uda: unsupervised domain adaptation for semantic segmentation in PyTorch.
 
-Components are registered by name and built with `create`; `list_components` lists them.
+Components are registered by name and built with `create`; `list_components` lists them; `load` rebuilds a
+trained model from a checkpoint or run directory.
 
 Example:
     >>> import uda
@@ -25,6 +26,7 @@ from . import (
     translators,
 )
 from ._errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, UdaError
+from ._load import load
 from ._registry import KINDS, create, list_components, register, registry
 from .term import PseudoLabels, SegStep, Term
 from .types import LevelInfo, SegOutput
@@ -50,6 +52,7 @@ __all__ = [
     "evaluation",
     "labels",
     "list_components",
+    "load",
     "losses",
     "models",
     "recipes",

@@ -45,3 +45,46 @@ def run_dir(trees: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
                "--target", f"cityscapes:{trees['cityscapes']}", "--out", out, "--seed", "3", *TINY)
     assert r.exit_code == 0, r.output
     return out
+
+
+def _train(name: str, trees: dict[str, Path], out: Path, *extra: str) -> Path:
+    r = invoke("train", name, "--source", f"gta5:{trees['gta5']}", "--target", f"cityscapes:{trees['cityscapes']}",
+               "--out", out, *TINY, *extra)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+CYCLEGAN_SIZE = "96x48"
+FDA_BETA = 0.2  # not the preset's 0.09: `uda translate` must take beta from the run's config
+
+
+@pytest.fixture(scope="session")
+def fda_run(trees: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``uda train fda_synthetic`` (2 iterations) on the synthetic GTA5 → Cityscapes trees, beta 0.2."""
+    return _train("fda_synthetic", trees, tmp_path_factory.mktemp("runs") / "fda",
+                  "--set", f"recipe.translator_options.beta={FDA_BETA}")
+
+
+@pytest.fixture(scope="session")
+def cyclegan_run(trees: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``uda train cyclegan_synthetic`` with a 2-iteration translator stage, trained at 96x48 (the trees are 64x32:
+    the training size and the images' own size differ; smaller than 64x32 is too small for its discriminators)."""
+    return _train("cyclegan_synthetic", trees, tmp_path_factory.mktemp("runs") / "cyclegan",
+                  "--set", "recipe.translator_iters=2", "--set", f"data.source.size={CYCLEGAN_SIZE}",
+                  "--set", f"data.target.size={CYCLEGAN_SIZE}")
+
+
+@pytest.fixture(scope="session")
+def wide_run(trees: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny source-only run whose model has a non-default option (``model.options.width=8``)."""
+    return _train("source_only_synthetic", trees, tmp_path_factory.mktemp("runs") / "wide",
+                  "--set", "model.options.width=8")
+
+
+@pytest.fixture(scope="session")
+def mlfa_run(trees: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``uda train mlfa_synthetic`` with a 2-iteration CycleGAN stage, at 128x64 (its multi-level discriminators
+    need it)."""
+    return _train("mlfa_synthetic", trees, tmp_path_factory.mktemp("runs") / "mlfa",
+                  "--set", "recipe.translator_iters=2", "--set", "data.source.size=128x64",
+                  "--set", "data.target.size=128x64")

@@ -37,8 +37,8 @@ def test_version() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["list"], ["config", "show"], ["train"], ["translate"], ["evaluate"], ["predict"], ["data", "check"],
-     ["data", "synth"]],
+    [[], ["list"], ["config", "show"], ["train"], ["translate"], ["evaluate"], ["predict"], ["export"],
+     ["data", "check"], ["data", "synth"]],
 )
 def test_every_command_has_help_with_an_example(command: list[str]) -> None:
     r = invoke(*command, "--help")

@@ -45,11 +45,10 @@ def test_another_dataset_needs_its_root(synthetic_run: Path) -> None:
     assert r.exit_code == 2 and "give its --root too" in r.output
 
 
-def test_bare_weights_need_dataset_and_root(tmp_path: Path) -> None:
-    import torch
-
+def test_bare_weights_need_dataset_and_root(synthetic_run: Path, tmp_path: Path) -> None:
     import uda
+    from uda.models import save_weights
 
-    torch.save(uda.create("model", "deeplabv2_tiny", num_classes=19, width=4).state_dict(), tmp_path / "w.pt")
+    save_weights(uda.load(synthetic_run), tmp_path / "w.pt")  # the run's weights without its config
     r = invoke("evaluate", tmp_path / "w.pt", "--model", "deeplabv2_tiny")
     assert r.exit_code == 2 and "--dataset and --root are needed" in r.output

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-import uda.engine.callbacks as callbacks
+import uda.engine.loggers as loggers
 from uda._errors import NonFiniteLossError
 from uda.engine import train
 
@@ -39,7 +39,7 @@ def test_progress_bar_on_a_terminal_shows_the_lr(tmp_path, tiny, monkeypatch):
 
 def test_missing_tensorboard_warns_once(tmp_path, tiny, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # the import fails
-    monkeypatch.setattr(callbacks, "_warned_tensorboard", False)
+    monkeypatch.setattr(loggers, "_WARNED", set())
     cfg = tiny("source_only_synthetic", "trainer.max_iters=1", "trainer.tensorboard=true")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")

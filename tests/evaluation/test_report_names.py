@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 import uda
@@ -50,8 +49,10 @@ def test_predict_counts_images_not_files(tmp_path):
 
     for i in range(3):
         Image.new("RGB", (32, 16), (10 * i, 20, 30)).save(tmp_path / f"img{i}.png")
+    from uda.models import save_weights
+
     model = uda.create("model", "deeplabv2_tiny", num_classes=19)
-    torch.save({"model": model.state_dict()}, tmp_path / "w.pt")
+    save_weights(model, tmp_path / "w.pt")  # bare weights (no config): --model names the network
     r = CliRunner().invoke(main, ["predict", str(tmp_path / "w.pt"), str(tmp_path / "img0.png"),
                                   str(tmp_path / "img1.png"), str(tmp_path / "img2.png"), "--model", "deeplabv2_tiny",
                                   "--out", str(tmp_path / "out"), "--save", "trainid,color,overlay", "--device", "cpu"],

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ._options import import_option, set_option
-from ._util import DatasetRoot, Device, dataset_overrides, load_model, quote, resolve_device, run_config
+from ._util import DatasetRoot, Device, dataset_overrides, quote, resolve_device, run_config
 
 SAVE_KINDS = ("trainid", "color", "overlay", "labelid")
 
@@ -33,8 +33,10 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 @click.option("--split", help="Dataset split [default: the run's validation split, else val].")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation JSON.")
 @click.option("--report", type=click.Path(file_okay=False), help="Also write the report (Markdown, CSV, PNGs) here.")
-@click.option("--model", "model_name", help="Model to build for a bare weights file (e.g. an original ADVENT checkpoint).")
-@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
+@click.option("--model", "model_name",
+              help="Model of a bare weights file (e.g. an original ADVENT checkpoint) [default: deeplabv2]; its "
+                   "options with --set model.options.KEY=VALUE. A run checkpoint describes its own model.")
+@click.option("--num-classes", type=int, help="Classes of a bare weights file's model [default: 19].")
 @click.option("--target", "targets", type=DatasetRoot(), multiple=True,
               help="Domain generalization: score on this dataset (repeatable), e.g. --target acdc:/data/acdc; "
                    "writes one table (generalization.json/.md).")
@@ -64,7 +66,9 @@ def evaluate_cmd(
     A run is scored on its own validation set with its options unless --dataset/--root say otherwise:
     --root alone keeps the run's dataset and its options (another copy of the data); --dataset names
     another dataset (its options start afresh) and needs --root. A bare weights file and --predictions
-    need both. IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
+    need both. The model is the one the checkpoint describes (uda.load): no model options needed;
+    --model/--num-classes name the network of a bare weights file.
+    IoU values are percentages; SYNTHIA-trained (16-class) models also get mIoU16 and mIoU13.
     --set changes the evaluation, e.g. --set eval.mode=slide or --set data.val.options.KEY=VALUE.
     --target DATASET:ROOT (repeatable) scores the model on each dataset's --split (val by default), each as
     --dataset/--root would, and writes one table, generalization.json and generalization.md, into --out
@@ -100,11 +104,11 @@ def evaluate_cmd(
 
         result = evaluate_predictions(predictions, ds, protocol=cfg.eval.protocol)
     else:
-        from ..evaluation import evaluate
+        from ..evaluation import EvalOptions, evaluate
 
-        model, _ = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=sets)
+        model = _model(checkpoint, cfg if run_cfg is not None else None, model_name, num_classes, sets)
         dev = resolve_device(device)
-        result = evaluate(model.to(dev), ds, cfg.eval, device=dev)
+        result = evaluate(model.to(dev), ds, cfg.eval, EvalOptions(device=dev))
     _print_result(result, as_json)
     if report:
         from ..evaluation import write_report
@@ -131,7 +135,7 @@ def _generalization(checkpoint: str | None, predictions: str | None, dataset: st
         cfg = run_config(checkpoint, sets) if run_cfg is not None else _default_config(sets)
         datasets.append(cfg.data.val)
         evals.append(cfg.eval)
-    model, _ = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=list(overrides))
+    model = _model(checkpoint, run_config(checkpoint, list(overrides)), model_name, num_classes, list(overrides))
     dev = resolve_device(device)
     table = evaluate_generalization(model.to(dev), datasets, evals, device=dev)
     table["checkpoint"] = str(checkpoint)
@@ -147,6 +151,29 @@ def _run_dir(checkpoint: str) -> Path:
     if p.is_dir():
         return p
     return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+
+
+def _model(checkpoint: str, cfg: Any, model_name: str | None, num_classes: int | None, sets: list[str]) -> Any:
+    """The checkpoint's model with `uda.load`: as the checkpoint describes it (its model card, else its run
+    config, with any ``--set model.*`` on top); ``--model``/``--num-classes`` only for a bare weights file."""
+    from .._errors import UdaError
+    from .._load import describe, load
+
+    card = describe(checkpoint)
+    if card is not None and card.get("model"):
+        if model_name is not None and model_name != card["model"]:
+            raise UdaError(f"--model {model_name}: {checkpoint} describes its model ({card['model']}); drop --model "
+                           "(change its options with --set model.options.KEY=VALUE)")
+        if num_classes is not None and num_classes != card["num_classes"]:
+            raise UdaError(f"--num-classes {num_classes}: {checkpoint} describes its model "
+                           f"({card['num_classes']} classes); drop --num-classes")
+        if cfg is None:  # a card without a run config (a shared weights file): the card is the whole story
+            return load(checkpoint)
+        mc = cfg.model  # the run's config, --set model.* applied
+        return load(checkpoint, model=mc.name, num_classes=mc.num_classes, options=dict(mc.options))
+    mc = _default_config(sets).model  # bare weights: --model, --num-classes, --set model.options.KEY=VALUE
+    return load(checkpoint, model=model_name or mc.name, num_classes=num_classes or mc.num_classes,
+                options=dict(mc.options))
 
 
 def _val_overrides(run_cfg: Any, dataset: str | None, root: str | None, split: str | None) -> list[str]:
@@ -189,8 +216,10 @@ def _default_config(overrides: list[str]) -> Any:
               help=f"Comma-separated outputs: {', '.join(SAVE_KINDS)}.")
 @click.option("--submission", type=click.Choice(["acdc", "darkzurich", "cityscapes"]),
               help="Write the test server's zip instead (file names, label encoding and layout of that benchmark).")
-@click.option("--model", "model_name", help="Model to build for a bare weights file.")
-@click.option("--num-classes", type=int, help="Classes of that model [default: the run's, or 19].")
+@click.option("--model", "model_name",
+              help="Model of a bare weights file [default: deeplabv2]; its options with --set model.options.KEY=VALUE. "
+                   "A run checkpoint describes its own model.")
+@click.option("--num-classes", type=int, help="Classes of a bare weights file's model [default: 19].")
 @click.option("--device", type=Device(), default="auto", show_default=True)
 @set_option
 @import_option
@@ -208,7 +237,8 @@ def predict_cmd(
 ) -> None:
     """Segment images (files or folders) with a CHECKPOINT and write PNGs into --out.
 
-    trainid: trainId PNGs; color: the Cityscapes palette; overlay: colours over the image;
+    The model is the one the checkpoint (or run directory) describes; --model/--num-classes are for a
+    bare weights file. trainid: trainId PNGs; color: the Cityscapes palette; overlay: colours over the image;
     labelid: Cityscapes label ids (for the official evaluation server).
     --submission acdc|darkzurich|cityscapes writes only OUT/<name>_submission.zip, exactly what that
     test server takes (docs/settings/submissions.md); --save is then not used.
@@ -229,7 +259,8 @@ def predict_cmd(
     if bad or not kinds:
         raise click.BadParameter(f"unknown output(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SAVE_KINDS)}",
                                  param_hint="--save")
-    model, cfg = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=list(overrides))
+    cfg = run_config(checkpoint, list(overrides))
+    model = _model(checkpoint, cfg, model_name, num_classes, list(overrides))
     eval_cfg = cfg.eval if cfg is not None else _default_config(list(overrides)).eval
     dev = resolve_device(device)
     written = predict(model.to(dev), list(inputs), out, save=kinds, cfg=eval_cfg, device=dev)
@@ -241,7 +272,8 @@ def _submission(checkpoint: str, inputs: tuple[str, ...], out: str, fmt: str, mo
                 num_classes: int | None, device: str, overrides: tuple[str, ...]) -> None:
     from ..evaluation.submission import SUBMISSION_FORMATS, write_submission
 
-    model, cfg = load_model(checkpoint, model_name=model_name, num_classes=num_classes, overrides=list(overrides))
+    cfg = run_config(checkpoint, list(overrides))
+    model = _model(checkpoint, cfg, model_name, num_classes, list(overrides))
     eval_cfg = cfg.eval if cfg is not None else _default_config(list(overrides)).eval
     dev = resolve_device(device)
     zip_path, members = write_submission(model.to(dev), list(inputs), out, fmt, cfg=eval_cfg, device=dev)

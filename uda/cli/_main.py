@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,6 +19,7 @@ from .._registry import KINDS, registry
 from ._app import UdaGroup
 from ._data import data_group
 from ._evaluate import SAVE_KINDS, evaluate_cmd, predict_cmd
+from ._export import export_cmd
 from ._options import import_option, set_option
 from ._translate import translate_cmd
 from ._util import DatasetRoot, Device, dataset_overrides, quote
@@ -120,6 +123,29 @@ def config_show(name_or_yaml: str, overrides: tuple[str, ...], imports: tuple[st
 # --------------------------------------------------------------------------------------------- train
 
 
+class SeedsOption(click.Option):
+    """``--seeds 0 1 2``: the option takes every integer word that follows it (also ``--seeds 0,1,2`` and
+    repeated ``--seeds``), so the documented space-separated form works although click options have fixed nargs."""
+
+    greedy = True  # read by tools that parse a command line without running it (tests/docs)
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = parser._long_opt.get(name)  # click's parser has no public hook for a greedy option
+            if opt is None:
+                continue
+            store = opt.process
+
+            def process(value: Any, state: Any, store=store) -> None:
+                for part in str(value).split(","):
+                    store(part, state)
+                while state.rargs and re.fullmatch(r"\d+", state.rargs[0]):
+                    store(state.rargs.pop(0), state)
+
+            opt.process = process
+
+
 @main.command("train")
 @click.argument("name_or_yaml", required=False)
 @set_option
@@ -129,6 +155,10 @@ def config_show(name_or_yaml: str, overrides: tuple[str, ...], imports: tuple[st
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<config name>].")
 @click.option("--device", type=Device(), help="auto (default: CUDA if present), cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, help="Random seed (trainer.seed).")
+@click.option("--seeds", cls=SeedsOption, type=click.IntRange(min=0), multiple=True, metavar="N [N ...]",
+              help="Train once per seed, one after another, into <out>/seed<N>/, then write <out>/seeds.json and "
+                   "seeds.md (mean ± std per metric and class). With --resume: finished seeds are kept, "
+                   "unfinished ones continue.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its last checkpoint with its saved config.yaml; "
                    "--set/--seed/... apply on top (each change is printed). NAME is then optional.")
@@ -143,6 +173,7 @@ def train_cmd(
     out: str | None,
     device: str | None,
     seed: int | None,
+    seeds: tuple[int, ...],
     resume: bool,
     overwrite: bool,
     imports: tuple[str, ...],
@@ -159,6 +190,7 @@ def train_cmd(
             --target cityscapes:/data/cityscapes --set model.pretrained=/weights/DeepLab_resnet_pretrained_imagenet.pth
         uda train --resume --out runs/short --set trainer.max_iters=4000
         uda train --import my_recipe.py my_recipe_synthetic   # see docs/cli.md, "Your own code"
+        uda train source_only_synthetic --seeds 0 1 2 --out runs/so3   # runs/so3/seed0 ... + seeds.json
     """
     from ..config import load_config
     from ..engine import train
@@ -175,6 +207,9 @@ def train_cmd(
         raise UdaError("--resume and --overwrite contradict each other; give one of them")
     if name_or_yaml is None and not (resume and out):
         raise click.UsageError("give NAME_OR_YAML (a built-in config or a YAML file), or --resume --out RUN_DIR")
+    if seeds:
+        _train_seeds(name_or_yaml, cli + list(overrides), seeds, seed, out, resume, overwrite)
+        return
     if resume:
         run_dir = Path(out) if out else Path("runs") / load_config(name_or_yaml, imports=imports).name
         prepare_run_dir(run_dir, resume=True)
@@ -194,9 +229,35 @@ def train_cmd(
     click.echo(f"run directory: {run_dir}  (final.json, metrics.jsonl, checkpoints/)")
 
 
+def _train_seeds(name_or_yaml: str | None, overrides: list[str], seeds: tuple[int, ...], seed: int | None,
+                 out: str | None, resume: bool, overwrite: bool) -> None:
+    """``uda train --seeds``: sequential runs in <out>/seed<N>/ and the summary (`uda.engine.seeds`)."""
+    from ..config import load_config
+    from ..engine.seeds import train_seeds
+    from ..evaluation.report import format_seeds_table
+
+    if seed is not None:
+        raise UdaError("--seed and --seeds contradict each other; give --seeds N [N ...] alone")
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise UdaError("--seeds trains the seeds one after another in one process; run it without torchrun, or "
+                       "start one torchrun per seed with --seed N --out DIR/seedN")
+    cfg = load_config(name_or_yaml, overrides) if name_or_yaml is not None else None
+    run_dir = Path(out) if out else Path("runs") / cfg.name  # type: ignore[union-attr]  (no NAME needs --out)
+
+    def announce(s: int, d: Path, state: str) -> None:
+        verb = {"train": "training", "resume": "resuming", "done": "already finished:"}[state]
+        click.echo(f"seed {s}: {verb} {d}", err=True)
+
+    summary = train_seeds(cfg, run_dir, seeds, resume=resume, overwrite=overwrite, overrides=overrides,
+                          on_seed=announce)
+    click.echo(format_seeds_table(summary))
+    click.echo(f"multi-seed run: {run_dir}  (seeds.json, seeds.md, seed<N>/)")
+
+
 # --------------------------------------------------------------------------------------------- the others
 
 main.add_command(translate_cmd)
 main.add_command(evaluate_cmd)
 main.add_command(predict_cmd)
 main.add_command(data_group)
+main.add_command(export_cmd)

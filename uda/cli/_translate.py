@@ -37,6 +37,25 @@ class _RandomTargets:
         return self.translator(images, tgt.to(images.device))
 
 
+def _run_translator(path: str, cfg: Any, load_translator: Any) -> Any:
+    """The run's translator: rebuilt from its config when it has no state (FDA: its ``beta`` is all there is,
+    and the checkpoint holds nothing of it), else loaded with its weights from the checkpoint (CycleGAN)."""
+    name = getattr(cfg.recipe, "translator", None) if cfg is not None else None
+    if name:
+        from .. import create
+
+        translator = create("translator", name, **dict(getattr(cfg.recipe, "translator_options", None) or {}))
+        if not translator.state_dict():  # parameter-free: the config says everything
+            return translator.eval()
+    try:
+        return load_translator(path)
+    except CheckpointError:
+        if cfg is None or name:
+            raise
+        raise CheckpointError(f"{path}: recipe '{cfg.recipe.name}' of this run has no translator; pass a CycleGAN, "
+                              "MLFA or FDA run, or a translator file with --dataset/--root") from None
+
+
 @click.command("translate")
 @click.argument("run_dir_or_checkpoint", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder of the translated images.")
@@ -101,7 +120,7 @@ def translate_cmd(
     options = dict(src.options) if same_source and root == src.root else {}
     options.pop("images_root", None)  # translate the original images, not an earlier cache
     dev = resolve_device(device)
-    translator = load_translator(run_dir_or_checkpoint).to(dev)
+    translator = _run_translator(run_dir_or_checkpoint, cfg, load_translator).to(dev)
     ds = build_dataset(DatasetConfig(name=dataset, root=root, split=split, size=ds_size, options=options),
                        labels=False)
     if getattr(translator, "spec_name", None) == "fda":

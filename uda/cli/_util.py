@@ -1,4 +1,5 @@
-"""Helpers shared by the ``uda`` commands: parameter types, device resolution, loading a run's model."""
+"""Helpers shared by the ``uda`` commands: parameter types, device resolution, a run's config (its model:
+`uda.load`)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,13 @@ from typing import Any
 
 import click
 
-from .._errors import CheckpointError, UdaError
+from .._errors import UdaError
+from .._load import RUN_CHECKPOINTS, find_checkpoint  # noqa: F401  (a run directory's checkpoint, as uda.load finds it)
 from .._registry import registry
 from .._utils import resolve_device  # noqa: F401  (used by the commands)
 from ..config import ExperimentConfig, load_config, parse_size
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-# Where a run directory keeps the checkpoint that evaluate/predict/translate use, in order of preference.
-RUN_CHECKPOINTS = ("checkpoints/last.pt", "checkpoints/final.pt", "last.pt", "model.pt")
 
 
 class DatasetRoot(click.ParamType):
@@ -82,20 +82,6 @@ def dataset_overrides(section: str, spec: tuple[str, str] | None, split: str | N
     return out
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or the checkpoint of a run directory."""
-    p = Path(path)
-    if p.is_dir():
-        for rel in RUN_CHECKPOINTS:
-            if (p / rel).is_file():
-                return p / rel
-        raise CheckpointError(f"{p}: no checkpoint in this run directory (looked for {', '.join(RUN_CHECKPOINTS)}); "
-                              "pass a checkpoint file or the --out folder of `uda train`")
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such checkpoint file or run directory; check the path")
-    return p
-
-
 def run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig | None:
     """The resolved config saved with a run checkpoint (or beside it), or ``None`` for bare weights."""
     from .._io import load_checkpoint
@@ -115,32 +101,3 @@ def run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
 
         data = apply_overrides(dict(data), overrides)
     return ExperimentConfig.from_dict(data)
-
-
-def load_model(
-    path: str | Path,
-    *,
-    model_name: str | None = None,
-    num_classes: int | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-) -> tuple[Any, ExperimentConfig | None]:
-    """Rebuild the segmentation model of a run checkpoint (or a bare weights file) and load its weights.
-
-    A run checkpoint holds ``{"model": state_dict, "config": resolved config dict, ...}``; a bare weights file
-    (our own, or an original ADVENT/AdaptSegNet checkpoint) needs ``model_name``/``num_classes``.
-
-    Returns:
-        ``(model in eval mode on the CPU, the run's config or None)``.
-    """
-    from .. import create
-    from ..models import load_weights
-
-    ckpt_path = find_checkpoint(path)
-    cfg = run_config(ckpt_path, overrides)
-    if cfg is not None and model_name is None:
-        mc = cfg.model
-        model = create("model", mc.name, num_classes=num_classes or mc.num_classes, **dict(mc.options))
-    else:
-        model = create("model", model_name or "deeplabv2", num_classes=num_classes or 19)
-    load_weights(model, ckpt_path)  # our run checkpoints and the original layouts alike
-    return model.eval(), cfg

@@ -126,7 +126,12 @@ class RecipeConfig(Checked):
 
 @dataclass
 class TrainerConfig(Checked):
-    """The one training loop: length, intervals, precision, determinism and failure policy."""
+    """The one training loop: length, intervals, precision, determinism, failure policy and experiment loggers.
+
+    ``loggers``: any of ``tensorboard``, ``wandb``, ``mlflow`` (`uda.engine.loggers`; each needs its extra, a missing
+    one is off with a warning); ``tensorboard: true`` is an alias that adds ``tensorboard`` (the default, as before);
+    ``logger_options``: logger name → its options, e.g. ``{wandb: {project: uda, mode: online}}``.
+    """
 
     max_iters: int = field(default=120000, metadata=at_least(1))
     checkpoint_every: int = field(default=5000, metadata=at_least(1))
@@ -143,7 +148,20 @@ class TrainerConfig(Checked):
     device: str = "auto"
     compile: bool = False
     tensorboard: bool = True
+    loggers: list[str] = field(default_factory=list)
+    logger_options: dict[str, Any] = field(default_factory=dict)
     dist_timeout_s: int = field(default=600, metadata=at_least(1))
+
+
+    def validate(self) -> None:
+        super().validate()
+        known = ("tensorboard", "wandb", "mlflow")  # uda.engine.loggers.LOGGERS (not imported: no engine here)
+        bad = [n for n in [*self.loggers, *self.logger_options] if n not in known]
+        if bad:
+            raise FieldError(f"loggers: unknown logger '{bad[0]}'; use any of {', '.join(known)}")
+        for n, opts in self.logger_options.items():
+            if not isinstance(opts, dict):
+                raise FieldError(f"logger_options.{n}: must be a mapping of options, e.g. {{project: uda}}")
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""What happens around the loop, as callbacks on its events: checkpoints, metrics and TensorBoard, progress,
-the evaluation schedule, picture grids and the final report.
+"""What happens around the loop, as callbacks on its events: checkpoints, metrics and the experiment loggers
+(TensorBoard, W&B, MLflow), progress, the evaluation schedule, picture grids and the final report.
 
 The loop (`uda.engine.Trainer`) only trains and emits events (`uda.engine.EVENTS`); every built-in callback
 below is attached to it the same way a user's is. A `Callback` defines ``on_<event>(trainer)`` methods and an
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import signal
 import sys
 import time
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,11 +28,11 @@ from ._optim import lr_factor
 from .checkpoint import FORMAT, load_latest_checkpoint, rank_rng_states, restore_rank_rng, rng_state, write_checkpoint
 
 if TYPE_CHECKING:
+    from .loggers import Logger
     from .trainer import Trainer
 
 EVENTS = ("on_train_start", "on_stage_start", "on_step_end", "on_log", "on_eval_end", "on_checkpoint",
           "on_stage_end", "on_train_end")
-_warned_tensorboard = False
 
 
 @dataclass
@@ -210,21 +209,29 @@ class Checkpointer(Callback):
 
 class MetricsLogger(Callback):
     """Every ``trainer.log_every`` iterations (and at a stage's end): one JSON line in metrics.jsonl (rank 0),
-    mirrored to TensorBoard when ``trainer.tensorboard`` is on; then the ``on_log`` event."""
+    passed on to the experiment loggers (`uda.engine.loggers`: TensorBoard, W&B, MLflow); then the ``on_log``
+    event."""
 
     order = 10
 
-    def __init__(self, out_dir: Path, tensorboard: bool) -> None:
-        self.path = out_dir / "metrics.jsonl"
-        self.tb = None
-        self._tick, self._last_it = time.perf_counter(), 0
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+    def __init__(self, out_dir: Path, loggers: Sequence[Logger] | bool = ()) -> None:
+        from .loggers import build_loggers
 
-                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-            except ImportError:
-                _warn_no_tensorboard()
+        self.path = out_dir / "metrics.jsonl"
+        if isinstance(loggers, bool):  # the old signature: MetricsLogger(out_dir, tensorboard)
+            loggers = build_loggers(["tensorboard"] if loggers else [], {}, None, out_dir)
+        self.loggers = list(loggers)
+        self._tick, self._last_it = time.perf_counter(), 0
+
+    @property
+    def tb(self) -> Any:
+        """The TensorBoard ``SummaryWriter``, or None."""
+        return next((lg.writer for lg in self.loggers if lg.name == "tensorboard"), None)
+
+    def log_image(self, tag: str, image: Any, step: int) -> None:
+        """A picture grid (H, W, 3) to the loggers that take images."""
+        for lg in self.loggers:
+            lg.log_image(tag, image, step)
 
     def write(self, tr: Trainer, record: dict[str, Any]) -> None:
         """Append ``record`` to metrics.jsonl and mirror its numbers to TensorBoard."""
@@ -235,13 +242,8 @@ class MetricsLogger(Callback):
             raise UdaError(f"cannot append to {self.path} ({e.strerror or e}); the last good checkpoint "
                            f"{tr.last_checkpoint or '(none)'} is intact; free disk space, then continue with "
                            "--resume") from None
-        if self.tb is not None:
-            for group in ("loss", "loss_d", "eval"):
-                for k, v in (record.get(group) or {}).items():
-                    if isinstance(v, int | float) and v is not None and math.isfinite(v):
-                        self.tb.add_scalar(f"{record['stage']}/{group}/{k}", v, record["global_iter"])
-            if "lr" in record:
-                self.tb.add_scalar(f"{record['stage']}/lr", record["lr"], record["global_iter"])
+        for lg in self.loggers:
+            lg.log_record(record)
 
     def on_stage_start(self, tr: Trainer) -> None:
         self._tick, self._last_it = time.perf_counter(), tr.stage_iter
@@ -261,9 +263,9 @@ class MetricsLogger(Callback):
         tr.emit("on_log")
 
     def close(self, tr: Trainer) -> None:
-        if self.tb is not None:
-            self.tb.close()
-            self.tb = None
+        loggers, self.loggers = self.loggers, []
+        for lg in loggers:
+            lg.close()
 
 
 def nonfinite_advice(cfg: Any, model: torch.nn.Module) -> str:
@@ -273,14 +275,6 @@ def nonfinite_advice(cfg: Any, model: torch.nn.Module) -> str:
                 "(bn_mode=frozen) normalize nothing, so activations grow until they overflow; set "
                 "model.options.bn_mode=moving (or train) or give model.pretrained weights")
     return "lower the learning rate or set trainer.nonfinite=skip"
-
-
-def _warn_no_tensorboard() -> None:
-    global _warned_tensorboard
-    if not _warned_tensorboard:
-        _warned_tensorboard = True
-        warnings.warn("trainer.tensorboard is on but the tensorboard package is not installed; install the "
-                      "'tensorboard' extra (pip install tensorboard) or set trainer.tensorboard=false", stacklevel=3)
 
 
 class Progress(Callback):
@@ -347,18 +341,17 @@ class Pictures(Callback):
     def on_eval_end(self, tr: Trainer) -> None:
         from ._visual import prediction_grid, translation_grid
 
-        pic, tb = tr.out_dir / "pictures", self.metrics.tb
+        pic = tr.out_dir / "pictures"
         grid = prediction_grid(tr.model, tr.val_ds, pic / f"predictions_{tr.global_iter:07d}.png", tr.device)
-        if tb is not None and grid is not None:
-            tb.add_image("predictions", grid, tr.global_iter, dataformats="HWC")
+        if grid is not None:
+            self.metrics.log_image("predictions", grid, tr.global_iter)
         translator = tr.recipe.translator
         if translator is not None:
             n = min(4, len(tr.source_ds), len(tr.target_ds))
             src = torch.stack([tr.source_ds[i]["image"] for i in range(n)]).to(tr.device)
             tgt = torch.stack([tr.target_ds[i]["image"] for i in range(n)]).to(tr.device)
             grid = translation_grid(translator, src, tgt, pic / f"translated_{tr.global_iter:07d}.png")
-            if tb is not None:
-                tb.add_image("translated", grid, tr.global_iter, dataformats="HWC")
+            self.metrics.log_image("translated", grid, tr.global_iter)
 
 
 class Report(Callback):

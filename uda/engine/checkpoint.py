@@ -7,7 +7,10 @@ tensors and Python scalars, loadable with ``torch.load(weights_only=True)``:
 ``model`` (segmentation network state dict), ``recipe`` (every module of the recipe: model, aligner
 discriminators, translator; read the translator's part with `uda.translators.translator_state_dict`), ``optimizers`` / ``schedulers`` (per stage),
 ``scaler``, ``rng`` (one entry per rank: torch, numpy, python, cuda), ``data`` (loader positions), ``skipped`` (non-finite
-steps skipped), ``config`` (the resolved experiment config), ``model_name``, ``num_classes``.
+steps skipped), ``config`` (the resolved experiment config), ``model_name``, ``num_classes``, and
+``model_card`` (see `model_card`: which model with which options, its classes and input normalisation,
+so that `uda.load` rebuilds the model from the file alone; checkpoints written before it are read through
+their ``config``).
 
 Writes go through `uda._io.save_checkpoint` (temp file + fsync + rename, with a ``.sha256``
 sidecar), so a crash never leaves a half-written file under a final name.
@@ -28,6 +31,7 @@ from .._errors import CheckpointError
 from .._io import atomic_write_text, link_or_copy, load_checkpoint, save_checkpoint
 
 FORMAT = "uda.checkpoint/1"
+MODEL_CARD = "uda.model_card/1"
 _ITER_RE = re.compile(r"^iter_(\d+)\.pt$")
 
 
@@ -84,6 +88,41 @@ def restore_rank_rng(states: list[dict[str, Any]] | dict[str, Any], rank: int = 
 
 
 
+def model_card(config: dict[str, Any], model_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What rebuilds a checkpoint's segmentation model without its run: name, options, classes, normalisation.
+
+    Args:
+        config: the resolved experiment config as a dict (``ExperimentConfig.to_dict()``).
+        model_state: the model's state dict; its ``_extra_state`` holds the input normalisation the weights
+            were trained with (models without it get ``None``).
+
+    Returns:
+        ``{"format", "model", "options", "num_classes", "class_names", "normalization", "input_size"}``;
+        ``input_size`` is the evaluation size ``WxH`` (``None``: the images' own size).
+
+    Example:
+        >>> from uda.config import load_config
+        >>> card = model_card(load_config("source_only_synthetic").to_dict())
+        >>> card["model"], card["num_classes"], card["class_names"][0], card["input_size"]
+        ('deeplabv2_tiny', 19, 'road', '128x64')
+    """
+    from ..evaluation.metrics import class_names
+
+    mc = config.get("model") or {}
+    num_classes = int(mc.get("num_classes", 19))
+    extra = (model_state or {}).get("_extra_state")
+    norm = extra.get("normalization") if isinstance(extra, dict) else None
+    return {
+        "format": MODEL_CARD,
+        "model": mc.get("name"),
+        "options": dict(mc.get("options") or {}),
+        "num_classes": num_classes,
+        "class_names": list(class_names(num_classes)),
+        "normalization": dict(norm) if isinstance(norm, dict) else None,
+        "input_size": (config.get("eval") or {}).get("size"),
+    }
+
+
 def release_finished_stage(trainer: Any) -> None:
     """`on_stage_end` callback: drop state that only the finished stage needs (after CycleGAN's stage 1: its image
     pools and its optimizers' moments), so that it neither takes memory nor goes into the later checkpoints."""
@@ -119,6 +158,8 @@ def write_checkpoint(state: dict[str, Any], ckpt_dir: str | Path, keep_last: int
     """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(state.get("config"), dict) and "model_card" not in state:  # self-describing (uda.load)
+        state = {**state, "model_card": model_card(state["config"], state.get("model"))}
     path = ckpt_dir / checkpoint_name(int(state["global_iter"]))
     digest = save_checkpoint(state, path)
     # Drop the old digest first: a kill between the two writes then leaves an unverified (but atomically

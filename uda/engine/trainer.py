@@ -35,6 +35,7 @@ from .build import build_parts, check_writable
 from .callbacks import EVENTS, StepLosses
 from .checkpoint import release_finished_stage
 from .ddp import micro_batch
+from .loggers import build_loggers, logger_names
 from .rundir import prepare_run_dir
 from .step import apply_updates, generator_phase, skip_nonfinite
 
@@ -140,13 +141,15 @@ class Trainer:
         if self.is_main:
             atomic_write_text(self.out_dir / "config.yaml", self.cfg.to_yaml())
             atomic_write_text(self.out_dir / "command.txt", " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")
-            self.metrics = C.MetricsLogger(self.out_dir, self.cfg.trainer.tensorboard)
+            t = self.cfg.trainer
+            names = logger_names(t.loggers, t.tensorboard)
+            self.metrics = C.MetricsLogger(self.out_dir, build_loggers(names, t.logger_options, self.cfg, self.out_dir))
             for cb in (self.metrics, C.Progress(), C.Pictures(self.metrics), C.Report()):
                 self.attach(cb)
         self._built = True
 
     def log(self, record: dict[str, Any]) -> None:
-        """Append one JSON object to metrics.jsonl (rank 0) and mirror numbers to TensorBoard."""
+        """Append one JSON object to metrics.jsonl (rank 0) and pass it to the experiment loggers."""
         if self.metrics is not None:
             self.metrics.write(self, record)
 

@@ -10,6 +10,7 @@ Example:
 from .evaluator import (
     FINAL_CHECKPOINT,
     SELECTED_ON_TARGET_LABELS,
+    EvalOptions,
     LabelFreeScores,
     evaluate,
     evaluate_predictions,
@@ -26,6 +27,7 @@ __all__ = [
     "PUBLISHED",
     "SELECTED_ON_TARGET_LABELS",
     "ConfusionMatrix",
+    "EvalOptions",
     "LabelFreeScores",
     "class_names",
     "collect_images",

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "FINAL_CHECKPOINT",
     "PREDICTION_SUFFIXES",
     "SELECTED_ON_TARGET_LABELS",
+    "EvalOptions",
     "evaluate",
     "evaluate_predictions",
     "prediction_stem",
@@ -122,36 +124,14 @@ def _check_classes(model: Any, dataset: Any, num_classes: int) -> None:
         )
 
 
-def evaluate(
-    model: torch.nn.Module,
-    dataset: Dataset,
-    cfg: EvalConfig | None = None,
-    *,
-    device: torch.device | str | None = None,
-    protocol: str | None = None,
-    source: str | None = None,
-    rank: int | None = None,
-    world_size: int | None = None,
-    num_workers: int = 0,
-    progress: bool = True,
-    label_free: bool = True,
-    report_dir: str | os.PathLike | None = None,
-    setup: str | None = None,
-    selection: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``model`` on a labelled ``dataset`` with the inference mode of ``cfg``.
+@dataclass
+class EvalOptions:
+    """How `evaluate` runs and what it adds to the result (everything but the model, the data and `EvalConfig`).
 
-    Build the dataset at its native size (``size=None``): labels are scored at the GT size and [`infer`][uda.evaluation.inference.infer]
-    resizes the *input* to ``cfg.size`` (the papers' protocol) and upsamples the logits to the label size.
-    Under ``torchrun`` every process scores every ``world_size``-th image and the counts are all-reduced.
-
-    Args:
-        model: a segmentation model; its train/eval mode is restored afterwards.
-        dataset: items ``{"image": (3, H, W) in [0, 1], "label": (H, W) trainIds, "name": str}``.
-        cfg: evaluation config (mode, size, batch_size, max_images, protocol, amp); default the papers' protocol.
+    Attributes:
         device: where to run; default the model's device.
-        protocol: ``"19"``, ``"16"``, ``"13"`` or ``"auto"``; default ``cfg.protocol``. Decides which mIoU is ``miou``;
-            ``miou19``/``miou16``/``miou13`` are always reported for the 19 classes.
+        protocol: ``"19"``, ``"16"``, ``"13"`` or ``"auto"``; default ``cfg.protocol``. Decides which mIoU is
+            ``miou``; ``miou19``/``miou16``/``miou13`` are always reported for the 19 classes.
         source: source dataset name, used by ``"auto"`` (SYNTHIA → 16 classes).
         rank: this process's rank (default from ``torch.distributed``).
         world_size: number of processes (default from ``torch.distributed``).
@@ -163,12 +143,69 @@ def evaluate(
         selection: how the checkpoint was chosen; default `FINAL_CHECKPOINT`; pass
             `SELECTED_ON_TARGET_LABELS` for a best-on-val choice.
 
+    Example:
+        >>> EvalOptions(device="cpu", progress=False).num_workers
+        0
+    """
+
+    device: torch.device | str | None = None
+    protocol: str | None = None
+    source: str | None = None
+    rank: int | None = None
+    world_size: int | None = None
+    num_workers: int = 0
+    progress: bool = True
+    label_free: bool = True
+    report_dir: str | os.PathLike | None = None
+    setup: str | None = None
+    selection: str | None = None
+
+
+_OPTION_NAMES = tuple(f.name for f in fields(EvalOptions))
+
+
+def _options(options: EvalOptions | None, given: dict[str, Any]) -> EvalOptions:
+    unknown = sorted(set(given) - set(_OPTION_NAMES))
+    if unknown:
+        raise TypeError(f"evaluate() got unknown option(s) {', '.join(unknown)}; EvalOptions has "
+                        f"{', '.join(_OPTION_NAMES)}")
+    return replace(options or EvalOptions(), **given)
+
+
+def evaluate(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    cfg: EvalConfig | None = None,
+    options: EvalOptions | None = None,
+    **option_fields: Any,
+) -> dict[str, Any]:
+    """Evaluate ``model`` on a labelled ``dataset`` with the inference mode of ``cfg``.
+
+    Build the dataset at its native size (``size=None``): labels are scored at the GT size and [`infer`][uda.evaluation.inference.infer]
+    resizes the *input* to ``cfg.size`` (the papers' protocol) and upsamples the logits to the label size.
+    Under ``torchrun`` every process scores every ``world_size``-th image and the counts are all-reduced.
+
+    Args:
+        model: a segmentation model; its train/eval mode is restored afterwards.
+        dataset: items ``{"image": (3, H, W) in [0, 1], "label": (H, W) trainIds, "name": str}``.
+        cfg: evaluation config (mode, size, batch_size, max_images, protocol, amp); default the papers' protocol.
+        options: an `EvalOptions` (device, protocol, ranks, progress, report, ...); default `EvalOptions()`.
+        **option_fields: single `EvalOptions` fields by keyword (``device="cpu", progress=False``), applied on
+            top of ``options``.
+
     Returns:
         The evaluation JSON (``miou``, ``per_class``, ``num_images``, ``protocol``, ``miou19/16/13``,
         ``pixel_accuracy``) plus ``label_free`` ``{"entropy", "im_score"}`` and ``selection``.
+
+    Raises:
+        TypeError: a keyword that is not an `EvalOptions` field.
     """
+    opts = _options(options, option_fields)
+    device, rank, world_size = opts.device, opts.rank, opts.world_size
+    num_workers, progress, label_free = opts.num_workers, opts.progress, opts.label_free
+    report_dir, setup, selection = opts.report_dir, opts.setup, opts.selection
     cfg = cfg or EvalConfig()
-    protocol = resolve_protocol(protocol if protocol is not None else cfg.protocol, source)
+    protocol = resolve_protocol(opts.protocol if opts.protocol is not None else cfg.protocol, opts.source)
     rank, world_size = _dist_info(rank, world_size)
     if device is None:
         device = next(iter(model.parameters()), torch.empty(0)).device
@@ -220,18 +257,18 @@ def evaluate(
             model.train(was_training)
     if cm is None:  # this rank had no images (more processes than images)
         cm = ConfusionMatrix(num_classes or 19, device)
-        cm._lazy_init(device)
         scores = LabelFreeScores(cm.num_classes) if label_free else None
-    if cm._hist is None:
-        cm._lazy_init(device)
+    # An empty batch through the public update() allocates the counts on every rank (zeros), so the all-reduce
+    # below meets the same tensors everywhere even where a rank saw no image.
+    empty = torch.zeros(0, 1, 1, dtype=torch.uint8, device=device)
+    cm.update(empty, empty)
     cm.all_reduce_()
     try:
         result = cm.summary(protocol)
     except UdaError as e:
         raise UdaError(f"dataset {_dataset_name(dataset)}: {e}") from None
     if scores is not None:
-        if scores._sums is None:
-            scores._sums = torch.zeros(cm.num_classes + 2, dtype=torch.float64, device=device)
+        scores.update(torch.zeros(0, cm.num_classes, 1, 1, device=device))  # the same for the label-free sums
         result["label_free"] = scores.all_reduce_().compute()
     result["selection"] = selection or FINAL_CHECKPOINT
     result["dataset"] = dataset_label(dataset)

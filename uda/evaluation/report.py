@@ -27,7 +27,7 @@ from ..labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from .metrics import ConfusionMatrix, class_names
 from .published import PUBLISHED, PUBLISHED_SPLIT, SETUP_CLASSES, SETUP_DATASET, SETUP_PROTOCOL
 
-__all__ = ["ABBREVIATIONS", "format_table", "table_rows", "write_report"]
+__all__ = ["ABBREVIATIONS", "format_seeds_table", "format_table", "seeds_markdown", "table_rows", "write_report"]
 
 ABBREVIATIONS: dict[str, str] = {
     "road": "road", "sidewalk": "sidew", "building": "build", "wall": "wall", "fence": "fence", "pole": "pole",
@@ -287,3 +287,69 @@ def write_report(
             writer.writerow([n, *row])
         atomic_write_text(paths["confusion_csv"], buf.getvalue())
     return paths
+
+
+# --------------------------------------------------------------------------------------------- multi-seed runs
+
+
+def _pm(stat: dict[str, Any] | None) -> str:
+    if stat is None or stat.get("mean") is None:
+        return "–"
+    return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
+
+
+def format_seeds_table(summary: dict[str, Any]) -> str:
+    """The terminal table of a multi-seed summary (`uda.engine.seeds.summarize`): one line per metric with
+    mean ± std and each seed's value, then the per-class IoU means.
+
+    Example:
+        >>> s = {"seeds": [0, 1], "metrics": {"miou": {"mean": 41.0, "std": 1.0, "values": [40.0, 42.0]}},
+        ...      "per_class": {"road": {"mean": 85.0, "std": 5.0, "values": [80.0, 90.0]}}}
+        >>> print(format_seeds_table(s).splitlines()[1])
+        miou            41.00 ± 1.00  (seed 0: 40.00, seed 1: 42.00)
+    """
+    seeds = summary["seeds"]
+    width = max([12, *(len(c) for c in summary.get("per_class", {}))])
+    lines = [f"{len(seeds)} seeds ({', '.join(map(str, seeds))}): mean ± std (population)"]
+    for name, stat in summary.get("metrics", {}).items():
+        each = ", ".join(f"seed {s}: {v:.2f}" for s, v in zip(seeds, stat["values"]) if v is not None)
+        lines.append(f"{name:<{width + 2}}  {_pm(stat)}  ({each})")
+    for name, stat in summary.get("per_class", {}).items():
+        lines.append(f"  {name:<{width}}  {_pm(stat)}")
+    return "\n".join(lines)
+
+
+def seeds_markdown(summary: dict[str, Any]) -> str:
+    """``seeds.md`` of a multi-seed run: the metrics and the per-class IoU as mean ± std with each seed's value.
+
+    Args:
+        summary: the multi-seed summary (`uda.engine.seeds.summarize`, the content of ``seeds.json``).
+
+    Returns:
+        Markdown text.
+
+    Example:
+        >>> s = {"seeds": [0, 1], "metrics": {"miou": {"mean": 41.0, "std": 1.0, "values": [40.0, 42.0]}},
+        ...      "per_class": {}, "name": "demo"}
+        >>> print(seeds_markdown(s).splitlines()[4])
+        | miou | **41.00 ± 1.00** | 40.00 | 42.00 |
+    """
+    seeds = summary["seeds"]
+    head = "| | mean ± std | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+    rule = "|---|---:|" + "---:|" * len(seeds)
+
+    def row(name: str, stat: dict[str, Any], bold: bool) -> str:
+        pm = _pm(stat)
+        cells = ["–" if v is None else f"{v:.2f}" for v in stat["values"]]
+        return f"| {name} | " + (f"**{pm}**" if bold else pm) + " | " + " | ".join(cells) + " |"
+
+    title = summary.get("name") or summary.get("method") or "experiment"
+    out = [f"### {title}: {len(seeds)} seeds", "", head, rule]
+    out += [row(k, v, k == "miou") for k, v in summary.get("metrics", {}).items()]
+    if summary.get("per_class"):
+        out += ["", "Per-class IoU (%):", "", head, rule]
+        out += [row(c, v, False) for c, v in summary["per_class"].items()]
+    where = f" on {summary['dataset']}" if summary.get("dataset") else ""
+    out += ["", f"Final evaluation of each seed's run (seed<N>/final.json){where}; standard deviation over the "
+            "seeds with divisor n (population); – = class absent in a seed."]
+    return "\n".join(out) + "\n"

@@ -63,10 +63,10 @@ def fda_translation(out: Path, size: str, n: int) -> None:
 
 
 def predictions(out: Path, run: Path, size: str, n: int) -> None:
-    from uda.cli._util import load_model
+    from uda.config import load_config
     from uda.evaluation import infer
 
-    model, cfg = load_model(run)
+    model, cfg = uda.load(run), load_config(Path(run) / "config.yaml")
     val = uda.create("dataset", "synthetic", domain="target", split="val", num=n, size=size, seed=0)
     rows = []
     for i in range(n):
@@ -81,10 +81,10 @@ def predictions(out: Path, run: Path, size: str, n: int) -> None:
 
 
 def _predict(run: Path, item: dict) -> tuple[np.ndarray, str]:
-    from uda.cli._util import load_model
+    from uda.config import load_config
     from uda.evaluation import infer
 
-    model, cfg = load_model(run)
+    model, cfg = uda.load(run), load_config(Path(run) / "config.yaml")
     with torch.no_grad():
         logits = infer(model, item["image"][None], cfg.eval, out_size=tuple(item["label"].shape))
     return colorize(logits.argmax(1)[0].numpy()), cfg.recipe.name

@@ -12,7 +12,7 @@ from PIL import Image
 
 import uda
 from uda.config import load_config
-from uda.engine.checkpoint import translator_state_dict
+from uda.translators import translator_state_dict
 
 from .conftest import CYCLEGAN_SIZE, FDA_BETA, SIZE, invoke
 

@@ -15,8 +15,9 @@ registered dataset.
 
 Rewrite rules of a run (each page runs its commands in order, in a fresh working directory):
 
-1. ``/data/GTA5``, ``/data/SYNTHIA``, ``/data/cityscapes`` (or ``/data/cs``) are synthetic trees in those layouts
-   written by ``uda data synth`` (64×32); any other absolute path ``/P`` becomes ``<page dir>/P``.
+1. ``/data/GTA5``, ``/data/SYNTHIA``, ``/data/cityscapes`` (or ``/data/cs``), ``/data/acdc``, ``/data/dark_zurich``,
+   ``/data/bdd100k`` and ``/data/mapillary`` are synthetic trees in those layouts written by ``uda data synth``
+   (64×32); any other absolute path ``/P`` becomes ``<page dir>/P``; ``examples/X`` is the repository's file.
 2. ``uda train`` gets smoke-size ``--set`` overrides appended (last wins): 2 iterations (2 translator iterations),
    64×32 images (128×64 for multi-level feature alignment, 64×64 crops for HRDA), batch 2, 8/8/2 synthetic
    images, a 4-wide tiny model, evaluation only at the end, no TensorBoard, ``--device cpu``. A command whose
@@ -59,7 +60,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LANGS = {"bash", "sh", "shell", "console", ""}
 SIZE = "64x32"
 # Documented data folders → the synthetic tree of that layout (rule 1).
-DATA_ROOTS = {"/data/GTA5": "GTA5", "/data/SYNTHIA": "SYNTHIA", "/data/cityscapes": "cityscapes", "/data/cs": "cityscapes"}
+DATA_ROOTS = {"/data/GTA5": "GTA5", "/data/SYNTHIA": "SYNTHIA", "/data/cityscapes": "cityscapes", "/data/cs": "cityscapes",
+              "/data/acdc": "acdc", "/data/ACDC": "acdc", "/data/dark_zurich": "dark_zurich",
+              "/data/bdd100k": "bdd100k", "/data/mapillary": "mapillary"}
 SCRIPT_SMOKE = {"examples/custom_recipe.py": ["--iters", "2", "--num", "4"]}
 
 # Commands only checked for drift: (fnmatch pattern on the command as written, comment dropped; why it cannot run).
@@ -67,6 +70,13 @@ NOT_RUN = [
     ("uda train *_gta5_cityscapes*", "paper-size run (GTA5/Cityscapes-size data, ResNet-101/MiT-B5/ViT-L, GPU hours); "
                                      "the same recipe's *_synthetic preset runs on the recipe pages"),
     ("uda train *_synthia_cityscapes*", "paper-size run (SYNTHIA/Cityscapes, GPU hours)"),
+    ("uda train *_cityscapes_acdc*", "paper-size run (Cityscapes/ACDC at 2048x1024, MiT-B5 weights, GPU hours); "
+                                     "the *_acdc_synthetic presets run in tests/configs/test_settings.py"),
+    ("uda train *_cityscapes_darkzurich*", "paper-size run (Cityscapes/Dark Zurich, MiT-B5 weights, GPU hours)"),
+    ("* --import my_*", "the user's own file or package shown on the page; tests/cli/test_plugins.py runs every form"),
+    ("uda evaluate runs/mine --root mydata *", "the user's own dataset folder and run"),
+    ("uda predict * /data/cityscapes/leftImg8bit/test *", "the synthetic Cityscapes tree has no test split; "
+                                                          "tests/evaluation/test_submission.py uses val images"),
     ("torchrun --nproc-per-node [48] *", "needs 4 or 8 GPUs; the 2-process CPU (gloo) form runs"),
     ("torchrun --nnodes *", "needs several nodes"),
     ("uda evaluate GTA2Cityscapes_multi.pth *", "the original AdaptSegNet release file (a download)"),
@@ -281,7 +291,10 @@ def drift(doc: Doc) -> list[str]:
         except LookupError as e:
             return [*problems, str(e)]
         problems += probs
-        if path[1:] in (["train"], ["config", "show"]) and pos and "..." not in a and doc.expect is None:
+        # a config that needs the user's own module (--import my_parts.py) is checked where that module is run
+        user_code = any(not (ROOT / i).exists() for i in values.get("--import", []))
+        if path[1:] in (["train"], ["config", "show"]) and pos and "..." not in a and doc.expect is None \
+                and not user_code:
             try:
                 load_config(pos[0], values.get("--set", []))
             except Exception as e:  # a ConfigError names the key
@@ -357,7 +370,9 @@ class Session:
         self.cache: dict[tuple[str, ...], Path] = {}
         self.image: Path | None = None
         synth = [("GTA5", "source", "gta5", 4), ("SYNTHIA", "source", "synthia", 4),
-                 ("cityscapes", "target", "cityscapes", 2)]
+                 ("cityscapes", "target", "cityscapes", 2), ("acdc", "target", "acdc", 1),
+                 ("dark_zurich", "target", "darkzurich", 1), ("bdd100k", "target", "bdd100k", 2),
+                 ("mapillary", "target", "mapillary", 2)]
         for folder, domain, layout, num in synth:
             r = CliRunner().invoke(main, ["data", "synth", "--out", str(self.trees / folder), "--domain", domain,
                                           "--layout", layout, "--num", str(num), "--size", SIZE])
@@ -365,6 +380,8 @@ class Session:
 
     def map_path(self, value: str, page: Path) -> str:
         """Rule 1 on one word (also inside ``DATASET:ROOT`` and ``KEY=VALUE``)."""
+        if value.startswith("examples/"):  # the repository's example files
+            return str(ROOT / value)
         m = re.match(r"^([\w.-]+[:=])?(/.*)$", value)
         if not m:
             return value

@@ -142,3 +142,27 @@ def test_a_six_line_user_term_trains_with_any_recipe():
     assert sorted(losses) == ["ent", "mix", "seg"] and step.has_target
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in recipe.model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", ["deeplabv2_tiny", "daformer_tiny", "hrda_tiny", "vfm_tiny"])
+def test_the_feature_distance_runs_no_head_of_its_frozen_network(name):
+    torch.manual_seed(0)
+    kw = {"width": 4, "multi_level": True} if name == "deeplabv2_tiny" else {}
+    model = uda.create("model", name, num_classes=19, **kw).eval()
+    recipe = uda.create("recipe", "dacs", cfg=dacs_config(fd_weight=1.0, fd_classes=None), model=model,
+                        num_classes=19)
+    frozen = recipe.fd.distance.frozen
+    base = frozen.base if hasattr(frozen, "base") else frozen
+    heads = [m for n, m in base.named_children() if n in ("head", "aux_head") and m is not None]
+    calls = []
+    for h in heads:
+        h.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.rand(1, 3, 64, 64)
+    feats = frozen.forward_features(x)
+    assert heads and not calls and "logits" not in feats
+    full = frozen(x).features  # the same tensors as the full forward's (which runs the heads)
+    assert calls and all(torch.equal(feats[k], full[k]) for k in feats)
+    calls.clear()
+    src = {"image": x, "label": torch.full((1, 64, 64), 13)}
+    recipe.generator_losses(src, {"image": torch.rand(1, 3, 64, 64)})
+    assert not calls

@@ -112,6 +112,15 @@ class SegmentationModel(nn.Module):
                 f"available: {', '.join(self.feature_info)}"
             )
 
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The feature levels of images ``x`` in [0, 1] without running the heads (what a frozen reference network
+        of the feature distance needs); the same tensors as ``forward(x).features`` minus ``logits``/``aux``."""
+        return self.features_normalized(self.normalizer(x))
+
+    def features_normalized(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`forward_features` of a normalized input; models with heads override it to skip them."""
+        return {k: v for k, v in self.forward_normalized(x).features.items() if k not in ("logits", "aux")}
+
     def feature_network(self) -> nn.Module:
         """The network whose features a feature-distance term compares with a frozen copy of it (the model
         itself; HRDA: its context view)."""

@@ -31,8 +31,14 @@ class ContextEncoder(nn.Module):
         super().__init__()
         self.base, self.context_scale = model.base, float(model.context_scale)
 
-    def forward(self, x: torch.Tensor) -> SegOutput:
+    def _lr(self, x: torch.Tensor) -> torch.Tensor:
         # the HRDA model's own order: normalize, then downscale (bit-identical context features)
-        lr = F.interpolate(self.base.normalizer(x), scale_factor=self.context_scale, mode="bilinear",
-                           align_corners=False)
-        return self.base.forward_normalized(lr)
+        return F.interpolate(self.base.normalizer(x), scale_factor=self.context_scale, mode="bilinear",
+                             align_corners=False)
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The context view's features without the base network's head."""
+        return self.base.features_normalized(self._lr(x))
+
+    def forward(self, x: torch.Tensor) -> SegOutput:
+        return self.base.forward_normalized(self._lr(x))

@@ -215,10 +215,13 @@ class DAFormer(UdaSegmentationModel):
             outs.append(x)
         return outs
 
+    def features_normalized(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The four MiT stages of a normalized input (no head)."""
+        return {f"stage{i + 1}": f for i, f in enumerate(self.encode(x))}
+
     def forward_normalized(self, x: torch.Tensor) -> SegOutput:
-        feats = self.encode(x)
-        logits = self.head(feats)
-        out = {f"stage{i + 1}": f for i, f in enumerate(feats)}
+        out = self.features_normalized(x)
+        logits = self.head(list(out.values()))
         out["logits"] = logits
         return SegOutput(logits=logits, aux=None, features=out)
 

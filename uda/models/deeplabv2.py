@@ -141,7 +141,8 @@ class DeepLabV2(UdaSegmentationModel):
         self.apply_bn_mode()
         self.train()
 
-    def forward_normalized(self, x: torch.Tensor) -> SegOutput:
+    def features_normalized(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The backbone's four stages of a normalized input (no classifier)."""
         self.check_input_size(x)
         b = self.backbone
         x = b.maxpool(b.relu(b.bn1(b.conv1(x))))  # (B, w, H/4, W/4)
@@ -149,10 +150,13 @@ class DeepLabV2(UdaSegmentationModel):
         f1 = run(b.layer1, x)
         f2 = run(b.layer2, f1)  # (B, 8w, H/8, W/8)
         f3 = run(b.layer3, f2)
-        aux = self.aux_head(f3) if self.aux_head is not None else None
-        f4 = run(b.layer4, f3)
-        logits = self.head(f4)
-        feats = {"layer1": f1, "layer2": f2, "layer3": f3, "layer4": f4, "logits": logits}
+        return {"layer1": f1, "layer2": f2, "layer3": f3, "layer4": run(b.layer4, f3)}
+
+    def forward_normalized(self, x: torch.Tensor) -> SegOutput:
+        feats: dict[str, torch.Tensor] = self.features_normalized(x)
+        aux = self.aux_head(feats["layer3"]) if self.aux_head is not None else None
+        logits = self.head(feats["layer4"])
+        feats["logits"] = logits
         if aux is not None:
             feats["aux"] = aux
         return SegOutput(logits=logits, aux=aux, features=feats)

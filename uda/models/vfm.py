@@ -193,15 +193,18 @@ class VFMSegmenter(UdaSegmentationModel):
             x, indices=list(self.block_indices), norm=True, stop_early=True, output_fmt="NCHW", intermediates_only=True
         )
 
-    def forward_normalized(self, x: torch.Tensor) -> SegOutput:
+    def features_normalized(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The four pyramid levels of a normalized input (no head)."""
         h, w = int(x.shape[-2]), int(x.shape[-1])
         p = self.patch_size
         ph, pw = -(-h // p) * p - h, -(-w // p) * p - w
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
-        levels = [self._to_stride(t, h, w, s) for t, s in zip(self.neck(self.encode(x)), STRIDES)]
-        logits = self.head(levels)
-        feats = dict(zip(LEVELS, levels))
+        return dict(zip(LEVELS, [self._to_stride(t, h, w, s) for t, s in zip(self.neck(self.encode(x)), STRIDES)]))
+
+    def forward_normalized(self, x: torch.Tensor) -> SegOutput:
+        feats = self.features_normalized(x)
+        logits = self.head(list(feats.values()))
         feats["logits"] = logits
         return SegOutput(logits=logits, aux=None, features=feats)
 

@@ -148,8 +148,10 @@ class ImageNetFeatureDistance(nn.Module):
     def forward(
         self, student_features: torch.Tensor, image: torch.Tensor, label: torch.Tensor | None = None
     ) -> torch.Tensor:
-        with torch.no_grad():
-            ref = _features(self.frozen(image), self.level).detach()
+        with torch.no_grad():  # a segmentation model's features only: its heads are not run
+            net = self.frozen
+            out = net.forward_features(image) if hasattr(net, "forward_features") else net(image)
+            ref = _features(out, self.level).detach()
         if ref.shape != student_features.shape:
             raise ConfigError(
                 f"feature distance: student features {tuple(student_features.shape)} and frozen features "

@@ -72,3 +72,8 @@ def test_evaluate_a_run_with_a_class_map(tmp_path: Path) -> None:
     assert merged["per_class"]["road"] != plain["per_class"]["road"]
     two = invoke(*common, "--set", f"data.val.options.class_map={tmp_path / 'two.yaml'}")
     assert two.exit_code == 2 and "predicts 19 classes" in two.stderr and "has 2" in two.stderr
+    # training refuses a class map that does not fit the model, before any step
+    r = invoke("train", "source_only_synthetic", "--out", tmp_path / "bad", "--device", "cpu", "--set",
+               "data.val.name=cityscapes", "--set", f"data.val.root={tmp_path / 'cs'}", "--set",
+               f"data.val.options={{class_map: {tmp_path / 'two.yaml'}}}", "--set", "trainer.max_iters=2")
+    assert r.exit_code == 2 and "model.num_classes" in r.stderr and "2 classes" in r.stderr, r.output

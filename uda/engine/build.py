@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .._errors import UdaError
+from .._errors import ConfigError, UdaError
 from .._registry import create
 from .._utils import autocast_context
 from ..config import DatasetConfig, ExperimentConfig
@@ -144,6 +144,11 @@ def build_parts(cfg: ExperimentConfig, device: torch.device, dist: D.DistInfo) -
     target_ds = build_dataset(cfg.data.target, labels=False, on_bad_sample=cfg.data.on_bad_sample)
     source_ds, target_ds = recipe.wrap_datasets(source_ds, target_ds)
     val_ds = build_dataset(cfg.data.val, labels=True)
+    for section, ds in (("source", source_ds), ("val", val_ds)):  # a class map must fit the model's classes
+        n = getattr(ds, "num_classes", None)
+        if isinstance(n, int) and n != cfg.model.num_classes:
+            raise ConfigError(f"data.{section}: its labels have {n} classes (class map) but model.num_classes is "
+                              f"{cfg.model.num_classes}; set model.num_classes={n} or fix the class map")
     kw = dict(batch_size=cfg.data.batch_size, rank=dist.rank, world_size=dist.world_size,
               num_workers=cfg.data.num_workers, device=device)
     source_iter = InfiniteLoader(source_ds, seed=t.seed, **kw)

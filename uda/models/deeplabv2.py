@@ -141,8 +141,7 @@ class DeepLabV2(UdaSegmentationModel):
         self.apply_bn_mode()
         self.train()
 
-    def features_normalized(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The backbone's four stages of a normalized input (no classifier)."""
+    def _stages(self, x: torch.Tensor, aux_head: nn.Module | None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         self.check_input_size(x)
         b = self.backbone
         x = b.maxpool(b.relu(b.bn1(b.conv1(x))))  # (B, w, H/4, W/4)
@@ -150,11 +149,16 @@ class DeepLabV2(UdaSegmentationModel):
         f1 = run(b.layer1, x)
         f2 = run(b.layer2, f1)  # (B, 8w, H/8, W/8)
         f3 = run(b.layer3, f2)
-        return {"layer1": f1, "layer2": f2, "layer3": f3, "layer4": run(b.layer4, f3)}
+        aux = aux_head(f3) if aux_head is not None else None  # before layer4, which may reuse f3's memory
+        f4 = run(b.layer4, f3)
+        return {"layer1": f1, "layer2": f2, "layer3": f3, "layer4": f4}, aux
+
+    def features_normalized(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The backbone's four stages of a normalized input (no classifier)."""
+        return self._stages(x, None)[0]
 
     def forward_normalized(self, x: torch.Tensor) -> SegOutput:
-        feats: dict[str, torch.Tensor] = self.features_normalized(x)
-        aux = self.aux_head(feats["layer3"]) if self.aux_head is not None else None
+        feats, aux = self._stages(x, self.aux_head)
         logits = self.head(feats["layer4"])
         feats["logits"] = logits
         if aux is not None:

@@ -1,9 +1,9 @@
 """The base of every recipe: the segmentation stage's task (losses per phase, parameters) and its stages.
 
-A recipe is a short composition: a ``Config`` dataclass, named loss terms (aligners, regularisers) and/or a
-translator built from it, and at most a few overridden hooks. The one loop (`uda.engine.Trainer`) owns
-everything else. Loss terms are data: ``recipe.terms`` in the config is a list of
-``{name: ..., kind: <registered aligner>, <its options>}``, added before the recipe's own terms.
+A recipe is a short composition: a ``Config`` dataclass, named loss terms (`uda.term.Term`: aligners,
+self-training terms, regularisers) and/or a translator built from it, and at most a few overridden hooks. The one
+loop (`uda.engine.Trainer`) owns everything else. Loss terms are data: ``recipe.terms`` in the config maps
+``name → {kind: <registered term or aligner>, <its options>}``; they are added before the recipe's own terms.
 """
 
 from __future__ import annotations

@@ -8,8 +8,15 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from tests.cli.conftest import invoke
+from uda.cli import main
+
+
+def invoke(*args):
+    """Run ``uda ARGS`` in-process (stdout and stderr kept apart)."""
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["trainer.max_iters=2", "trainer.checkpoint_every=2", "trainer.log_every=1", "trainer.tensorboard=false",

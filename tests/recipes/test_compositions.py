@@ -8,10 +8,11 @@ import json
 
 import pytest
 import torch
+from click.testing import CliRunner
 
-from tests.cli.conftest import invoke
-from tests.conftest import TINY, tiny_config
 from uda._io import load_checkpoint
+from uda.cli import main
+from uda.config import load_config
 from uda.engine import Trainer
 
 COMMON = ["trainer.max_iters=3", "trainer.checkpoint_every=3", "trainer.log_every=1"]
@@ -32,31 +33,19 @@ COMPOSITIONS = {
 }
 
 
-def _config_args(name: str, extra: list[str]) -> list[str]:
-    """The test suite's tiny sizes, the composition's terms, as ``--set`` options."""
-    return [a for o in [*_tiny_overrides(name), *COMMON, *extra] for a in ("--set", o)]
-
-
-def _tiny_overrides(name: str) -> list[str]:
-    base = tiny_config(name)
-    out = list(TINY) if base.model.name == "deeplabv2_tiny" else [o for o in TINY if "model.options.width" not in o]
-    if "translator_iters" in base.recipe.__dict__:
-        out.append("recipe.translator_iters=2")
-    if getattr(base.recipe, "feature_alignment", None) == "multilevel" or base.model.name.startswith("hrda"):
-        size = "128x64" if not base.model.name.startswith("hrda") else "64x64"
-        out += [f"{k}={size}" for k in ("data.source.size", "data.target.size", "data.val.size", "eval.size")]
-    if base.model.name.startswith("hrda"):
-        out += ["model.options.detail_size=32", "eval.crop=64x64", "eval.stride=32x32"]
-    return out
+def invoke(*args):
+    """Run ``uda ARGS`` in-process (stdout and stderr kept apart)."""
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(COMPOSITIONS))
-def test_composition_trains_from_the_cli(tmp_path, case):
+def test_composition_trains_from_the_cli(tmp_path, tiny, case):
     name, extra, expected = COMPOSITIONS[case]
     out = tmp_path / case
-    args = _config_args(name, extra)
-    r = invoke("train", name, "--out", out, *args)
+    yaml_file = tmp_path / f"{case}.yaml"  # the preset at the test suite's tiny sizes, as a config file
+    yaml_file.write_text(tiny(name, *COMMON).to_yaml())
+    r = invoke("train", yaml_file, "--out", out, *[a for o in extra for a in ("--set", o)])
     assert r.exit_code == 0, r.output
     logged: dict[str, float] = {}
     for line in (out / "metrics.jsonl").read_text().splitlines():
@@ -66,9 +55,7 @@ def test_composition_trains_from_the_cli(tmp_path, case):
         assert set(keys) <= set(logged), f"{case}: the {term} term's losses {keys} were not logged ({sorted(logged)})"
 
     # the same config, built but not trained: the initial state of every term (same seed, same weights)
-    from uda.config import load_config
-
-    cfg = load_config(name, [a for a in args if a != "--set"])
+    cfg = load_config(yaml_file, extra)
     tr = Trainer(cfg, tmp_path / "init")
     tr.build()
     before = {k: v.clone() for k, v in tr.recipe.state_dict().items() if isinstance(v, torch.Tensor)}
